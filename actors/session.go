@@ -1,0 +1,382 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/steward-sessions/steward/storage"
+)
+
+// OpCode says what an Op does.
+type OpCode uint8
+
+const (
+	// OpGet reads the session.
+	OpGet OpCode = iota
+	// OpUpdate runs Op.Fn on the current value and stores what it returns.
+	OpUpdate
+	// OpInvalidate removes the session.
+	OpInvalidate
+	// OpRenew moves the session to a new ID; the old one forwards to it for
+	// the kind's grace period.
+	OpRenew
+)
+
+// maxHops bounds how many renewed IDs an operation follows: one hop per
+// renewal made within the grace period of the ID the client holds.
+const maxHops = 32
+
+// Op is one operation on one session, carried to its actor.
+type Op struct {
+	Code OpCode
+	// Fresh says the ID was issued by this engine for this operation, so
+	// no stored value can exist and none is read.
+	Fresh bool
+	// MustExist makes OpUpdate answer "not found" instead of creating the
+	// session: IDs that come from clients are never adopted.
+	MustExist bool
+	// Fn computes an OpUpdate's new value from the current one (nil, false
+	// when there is none). With write false the value is kept. Fn runs inside
+	// the session actor: it must not block on other sessions. It must not
+	// keep or modify old, and must not modify value after returning it.
+	Fn func(old []byte, exists bool) (value []byte, write bool, err error)
+
+	ctx    context.Context
+	kind   *Kind
+	reply  chan Result
+	origin *shard // where the operation was admitted
+	hops   int
+}
+
+// Result is the answer to an Op.
+type Result struct {
+	// ID is the session's ID after the operation: the asked one, or the ID
+	// it was renewed to.
+	ID string
+	// Value is the session's value; read-only, shared with the actor.
+	Value []byte
+	// Found says a session exists after the operation.
+	Found bool
+	// Refreshed says the operation moved the session's stored expiry
+	// forward, so a transport that carries an expiry (a cookie's Max-Age)
+	// should send it again.
+	Refreshed bool
+	Err       error
+}
+
+var replies = sync.Pool{New: func() any { return make(chan Result, 1) }}
+
+func getReply() chan Result  { return replies.Get().(chan Result) }
+func putReply(c chan Result) { replies.Put(c) }
+
+// passivate asks a session actor to flush and stop if nothing else is on
+// its way to it.
+type passivate struct{ final bool }
+
+// sessionActor owns one session ID of one kind: every operation of that ID
+// runs here, one at a time, which is what makes read-modify-write atomic.
+type sessionActor struct {
+	sys          *System
+	kind         *Kind
+	id           string
+	hash         uint64
+	shard        *shard
+	entry        *entry
+	storageReply chan storageResult // reused: one storage call at a time
+
+	loaded  bool   // the stored state has been read
+	exists  bool   // a live value is held
+	alias   string // non-empty: renewed to this ID, operations forward there
+	created int64  // Unix ns
+	expires int64  // Unix ns, 0 for none: the exact sliding expiry
+	stored  int64  // the expiry last written to the storage
+	value   []byte
+}
+
+// Receive implements actor.Actor.
+func (sa *sessionActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *Op:
+		sa.handle(m)
+		sa.entry.pending.Add(-1)
+	case passivate:
+		sa.passivate(c, m.final)
+	case *actor.Stopped:
+		sa.sys.live.Add(-1)
+		sa.sys.sessionsWG.Done()
+	}
+}
+
+func (sa *sessionActor) finish(op *Op, res Result) { sa.sys.finish(op, res) }
+
+func (sa *sessionActor) handle(op *Op) {
+	if err := op.ctx.Err(); err != nil {
+		sa.finish(op, Result{Err: err})
+		return
+	}
+	now := sa.sys.now().UnixNano()
+	if !sa.loaded {
+		if op.Fresh {
+			sa.loaded = true
+		} else if err := sa.load(op.ctx); err != nil {
+			sa.finish(op, Result{Err: err})
+			return
+		}
+	}
+	sa.expire(op.ctx, now)
+	if sa.alias != "" {
+		sa.forward(op)
+		return
+	}
+	switch op.Code {
+	case OpGet:
+		if !sa.exists {
+			sa.finish(op, Result{ID: sa.id})
+			return
+		}
+		refreshed := sa.touch(op.ctx, now)
+		sa.finish(op, Result{ID: sa.id, Value: sa.value, Found: true, Refreshed: refreshed})
+	case OpUpdate:
+		sa.update(op, now)
+	case OpInvalidate:
+		if err := sa.remove(op.ctx); err != nil {
+			sa.finish(op, Result{Err: err})
+			return
+		}
+		sa.finish(op, Result{ID: sa.id})
+	case OpRenew:
+		sa.renew(op, now)
+	default:
+		sa.finish(op, Result{Err: fmt.Errorf("steward: unknown operation %d", op.Code)})
+	}
+}
+
+func (sa *sessionActor) update(op *Op, now int64) {
+	if !sa.exists && op.MustExist {
+		sa.finish(op, Result{ID: sa.id})
+		return
+	}
+	var old []byte
+	if sa.exists {
+		old = sa.value
+	}
+	value, write, err := callFn(op.Fn, old, sa.exists)
+	if err != nil {
+		sa.finish(op, Result{Err: err})
+		return
+	}
+	if !write {
+		refreshed := sa.touch(op.ctx, now)
+		sa.finish(op, Result{ID: sa.id, Value: sa.value, Found: sa.exists, Refreshed: refreshed})
+		return
+	}
+	created := sa.created
+	if !sa.exists {
+		created = now
+	}
+	exp := sa.kind.expiry(created, now)
+	rec := encodeRecord(record{created: created, expires: exp, payload: value})
+	if err := sa.storageWrite(op.ctx, sa.id, sa.hash, rec, exp); err != nil {
+		sa.finish(op, Result{Err: err})
+		return
+	}
+	refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
+	sa.exists, sa.value, sa.created, sa.expires, sa.stored = true, value, created, exp, exp
+	sa.finish(op, Result{ID: sa.id, Value: value, Found: true, Refreshed: refreshed})
+}
+
+func (sa *sessionActor) renew(op *Op, now int64) {
+	if !sa.exists {
+		sa.finish(op, Result{ID: sa.id})
+		return
+	}
+	newID, err := sa.kind.NewID()
+	if err != nil {
+		sa.finish(op, Result{Err: fmt.Errorf("steward: new session ID: %w", err)})
+		return
+	}
+	exp := sa.kind.expiry(sa.created, now)
+	rec := encodeRecord(record{created: sa.created, expires: exp, payload: sa.value})
+	h := sa.sys.hash(sa.kind, newID)
+	if err := sa.storageWrite(op.ctx, newID, h, rec, exp); err != nil {
+		sa.finish(op, Result{Err: err})
+		return
+	}
+	value := sa.value
+	if sa.kind.Grace > 0 {
+		aliasExp := now + int64(sa.kind.Grace)
+		if exp != 0 && exp < aliasExp {
+			aliasExp = exp
+		}
+		alias := encodeRecord(record{alias: true, created: sa.created, expires: aliasExp, payload: []byte(newID)})
+		err = sa.storageWrite(op.ctx, sa.id, sa.hash, alias, aliasExp)
+		sa.alias, sa.expires, sa.stored = newID, aliasExp, aliasExp
+	} else {
+		_, err = sa.storageCall(op.ctx, stDelete, sa.id, sa.hash, nil, 0)
+		sa.alias, sa.expires, sa.stored = "", 0, 0
+	}
+	sa.exists, sa.value = false, nil
+	if err != nil {
+		// The value lives under both IDs now; drop the new one so that a
+		// failed renewal leaves one session, and say so.
+		if _, derr := sa.storageCall(op.ctx, stDelete, newID, h, nil, 0); derr == nil {
+			sa.alias, sa.loaded = "", false // read the old ID's state again
+		}
+		sa.finish(op, Result{Err: err})
+		return
+	}
+	sa.finish(op, Result{ID: newID, Value: value, Found: true, Refreshed: true})
+}
+
+// forward sends op on to the ID this session was renewed to. The target
+// actor answers it.
+func (sa *sessionActor) forward(op *Op) {
+	target := sa.alias
+	if op.Code == OpInvalidate {
+		// Invalidating an old ID ends the renewed session too; the alias
+		// itself goes first.
+		if err := sa.remove(op.ctx); err != nil {
+			sa.finish(op, Result{Err: err})
+			return
+		}
+	}
+	op.hops++
+	if op.hops > maxHops {
+		sa.finish(op, Result{ID: sa.id})
+		return
+	}
+	sa.sys.route(sa.kind, target, sa.sys.hash(sa.kind, target), op, false)
+}
+
+// remove deletes the stored state of this ID.
+func (sa *sessionActor) remove(ctx context.Context) error {
+	if _, err := sa.storageCall(ctx, stDelete, sa.id, sa.hash, nil, 0); err != nil {
+		return err
+	}
+	sa.exists, sa.value, sa.alias, sa.expires, sa.stored = false, nil, "", 0, 0
+	return nil
+}
+
+// expire drops the session if it is past its expiry.
+func (sa *sessionActor) expire(ctx context.Context, now int64) {
+	if (!sa.exists && sa.alias == "") || sa.expires == 0 || now < sa.expires {
+		return
+	}
+	if err := sa.remove(ctx); err != nil {
+		sa.sys.log.Warn("steward: removing an expired session", "kind", sa.kind.Name, "error", err)
+		sa.exists, sa.value, sa.alias = false, nil, ""
+	}
+}
+
+// touch slides the expiry on access and writes it through once it moved by
+// the kind's touch interval, so a busy session costs a write per interval
+// at most. The rest is flushed when the actor passivates.
+func (sa *sessionActor) touch(ctx context.Context, now int64) bool {
+	if !sa.exists {
+		return false
+	}
+	sa.expires = sa.kind.expiry(sa.created, now)
+	if sa.expires == 0 || sa.expires-sa.stored < int64(sa.kind.touch) {
+		return false
+	}
+	return sa.flush(ctx) == nil
+}
+
+// flush writes the sliding expiry if it moved since the last write.
+func (sa *sessionActor) flush(ctx context.Context) error {
+	if !sa.exists || sa.expires <= sa.stored {
+		return nil
+	}
+	rec := encodeRecord(record{created: sa.created, expires: sa.expires, payload: sa.value})
+	if err := sa.storageWrite(ctx, sa.id, sa.hash, rec, sa.expires); err != nil {
+		sa.sys.log.Warn("steward: refreshing a session's expiry", "kind", sa.kind.Name, "error", err)
+		return err
+	}
+	sa.stored = sa.expires
+	return nil
+}
+
+func (sa *sessionActor) load(ctx context.Context) error {
+	data, err := sa.storageCall(ctx, stRead, sa.id, sa.hash, nil, 0)
+	if errors.Is(err, storage.ErrNotFound) {
+		sa.loaded = true
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sa.loaded = true
+	rec, err := decodeRecord(data)
+	if err == nil && rec.alias && !storage.ValidID(string(rec.payload)) {
+		err = errBadRecord
+	}
+	if err != nil {
+		sa.sys.log.Warn("steward: unreadable session record, treated as no session", "kind", sa.kind.Name, "error", err)
+		return nil
+	}
+	sa.created, sa.expires, sa.stored = rec.created, rec.expires, rec.expires
+	if rec.alias {
+		sa.alias = string(rec.payload)
+	} else {
+		sa.exists, sa.value = true, rec.payload
+	}
+	return nil
+}
+
+func (sa *sessionActor) passivate(c actor.Context, final bool) {
+	ctx := context.Background()
+	_ = sa.flush(ctx) // logged; the value itself was written through
+	sh, e := sa.shard, sa.entry
+	sh.mu.Lock()
+	if !final && e.pending.Load() > 1 {
+		// Operations arrived after the janitor chose this actor: stay.
+		e.passivating = false
+		e.pending.Add(-1)
+		sh.mu.Unlock()
+		return
+	}
+	k := key{sa.kind.index, sa.id}
+	if sh.entries[k] == e {
+		delete(sh.entries, k)
+	}
+	e.pending.Add(-1)
+	sh.mu.Unlock()
+	if !final {
+		sa.sys.passivated.Add(1)
+	}
+	c.Stop(c.Self())
+}
+
+func (sa *sessionActor) storageWrite(ctx context.Context, id string, h uint64, rec []byte, exp int64) error {
+	_, err := sa.storageCall(ctx, stWrite, id, h, rec, exp)
+	return err
+}
+
+// storageCall runs one storage operation on the storage actor that owns
+// the ID's hash and waits for it.
+func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id string, h uint64, data []byte, exp int64) ([]byte, error) {
+	req := &storageReq{kind: sa.kind, code: code, id: id, data: data, expires: exp, ctx: ctx, reply: sa.storageReply}
+	sys := sa.sys
+	sys.as.Root.Send(sys.storers[h%uint64(len(sys.storers))], req)
+	res := <-sa.storageReply
+	if res.err != nil && !errors.Is(res.err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s %s: %w", ErrStorage, code, sa.kind.Name, res.err)
+	}
+	return res.data, res.err
+}
+
+// callFn runs an update function, turning a panic into an error.
+func callFn(fn func([]byte, bool) ([]byte, bool, error), old []byte, exists bool) (value []byte, write bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			value, write, err = nil, false, fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	if fn == nil {
+		return nil, false, nil
+	}
+	return fn(old, exists)
+}

@@ -1,0 +1,81 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+type storageCode uint8
+
+const (
+	stRead storageCode = iota
+	stWrite
+	stDelete
+)
+
+func (c storageCode) String() string {
+	switch c {
+	case stRead:
+		return "read"
+	case stWrite:
+		return "write"
+	default:
+		return "invalidate"
+	}
+}
+
+// storageReq is one storage call, sent by a session actor to the storage
+// actor that owns the ID's hash. Two calls for one ID always go to the same
+// storage actor, in the order their session actor made them.
+type storageReq struct {
+	kind    *Kind
+	code    storageCode
+	id      string
+	data    []byte
+	expires int64
+	ctx     context.Context
+	reply   chan storageResult
+}
+
+type storageResult struct {
+	data []byte
+	err  error
+}
+
+// storageActor does storage I/O. The number of storage actors bounds how
+// many storage calls run at once; a slow call delays only the sessions
+// hashed to the same storage actor.
+type storageActor struct{ sys *System }
+
+// Receive implements actor.Actor.
+func (st *storageActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *storageReq:
+		m.reply <- m.do()
+	case *actor.Stopped:
+		st.sys.storersWG.Done()
+	}
+}
+
+func (r *storageReq) do() (res storageResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = storageResult{err: fmt.Errorf("storage panicked: %v", p)}
+		}
+	}()
+	// The caller may stop waiting, but a storage call that started runs to
+	// its end so that the session actor's view matches the storage.
+	ctx := context.WithoutCancel(r.ctx)
+	b := r.kind.bytes
+	switch r.code {
+	case stRead:
+		res.data, res.err = b.Load(ctx, r.id)
+	case stWrite:
+		res.err = b.Save(ctx, r.id, r.data, unixTime(r.expires))
+	default:
+		res.err = b.Delete(ctx, r.id)
+	}
+	return res
+}

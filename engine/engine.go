@@ -1,0 +1,231 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/steward-sessions/steward/actors"
+	"github.com/steward-sessions/steward/storage"
+)
+
+// Options configure an Engine. The zero value means the defaults given on
+// each field.
+type Options struct {
+	// Logger receives the engine's logs and protoactor's. Nil: nothing is
+	// logged.
+	Logger *slog.Logger
+
+	// Now is the clock used for session expiry. Nil: time.Now. Tests inject
+	// a fake clock here.
+	Now func() time.Time
+
+	// PassivateAfter is how long a session actor stays in memory without
+	// operations before it stops; the next operation starts a fresh one
+	// that reads the storage. Zero: one minute.
+	PassivateAfter time.Duration
+
+	// Shards is the number of dispatcher shards. Zero: 256.
+	Shards int
+
+	// StorageActors bounds the storage calls that run at once. Zero: eight
+	// per GOMAXPROCS.
+	StorageActors int
+}
+
+// Stats are counters of a running Engine.
+type Stats struct {
+	// LiveActors is the number of session actors in memory now.
+	LiveActors int64
+	// Spawned counts session actors started since New.
+	Spawned int64
+	// Passivated counts session actors stopped for being idle.
+	Passivated int64
+}
+
+// Engine owns the actor system and the registered session kinds. Create it
+// with New, register kinds with Register (or RegisterRaw), hand the kinds to
+// a transport, and Close it on shutdown. An Engine is safe for concurrent
+// use.
+type Engine struct {
+	sys *actors.System
+	log *slog.Logger
+
+	mu     sync.Mutex // protects names, types and closed
+	names  map[string]*RawKind
+	types  map[reflect.Type]*RawKind
+	closed bool // the storages were closed
+}
+
+// New starts an Engine.
+func New(opts Options) (*Engine, error) {
+	if opts.PassivateAfter < 0 || opts.Shards < 0 || opts.StorageActors < 0 {
+		return nil, fmt.Errorf("%w: negative PassivateAfter, Shards or StorageActors", ErrConfig)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{
+		sys: actors.NewSystem(actors.Config{
+			Logger:         log,
+			Now:            opts.Now,
+			Shards:         opts.Shards,
+			StorageActors:  opts.StorageActors,
+			PassivateAfter: opts.PassivateAfter,
+		}),
+		log:   log,
+		names: make(map[string]*RawKind),
+		types: make(map[reflect.Type]*RawKind),
+	}, nil
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	s := e.sys.Stats()
+	return Stats{LiveActors: s.Live, Spawned: s.Spawned, Passivated: s.Passivated}
+}
+
+// Close drains the engine. Operations started afterwards fail with
+// ErrClosed; operations already admitted finish, so every write that was
+// acknowledged is in its storage when Close returns; every actor stops;
+// then the storages that have a Close method are closed, each once. No
+// goroutine of the engine is left behind.
+//
+// If ctx ends before the drain completes, Close returns an error wrapping
+// ctx's error; the engine stays closed to new operations and Close may be
+// called again to finish. Calling Close after it succeeded returns nil.
+func (e *Engine) Close(ctx context.Context) error {
+	if err := e.sys.Close(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	var errs []error
+	closed := make(map[any]bool)
+	for _, k := range e.names {
+		c, ok := k.kind.Storage.(io.Closer)
+		if !ok {
+			continue
+		}
+		if reflect.TypeOf(c).Comparable() {
+			if closed[c] {
+				continue
+			}
+			closed[c] = true
+		}
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("engine: closing the storage of %q: %w", k.kind.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// KindOptions configure a session kind. The zero value of every field but
+// Storage means its default.
+type KindOptions struct {
+	// Storage holds the kind's values on the server; only the session ID
+	// travels to the client. Required.
+	Storage storage.Storage
+
+	// Codec encodes the kind's values. Nil: JSONCodec.
+	Codec Codec
+
+	// IdleTimeout ends a session that is not used for this long (sliding:
+	// every operation restarts it). Zero: 30 minutes. Negative: none.
+	IdleTimeout time.Duration
+
+	// Lifetime ends a session this long after it was created, however busy
+	// it is (OWASP's absolute timeout). Zero: 24 hours. Negative: none.
+	Lifetime time.Duration
+
+	// RenewGrace is how long the old ID keeps answering after Renew, so
+	// requests already in flight with it do not lose the session. Zero: 30
+	// seconds. Negative: the old ID ends at once.
+	RenewGrace time.Duration
+
+	// NewID generates session IDs. Its IDs must be unguessable and made of
+	// ASCII letters, digits, '-' and '_' (at most 128 bytes); others are
+	// refused with an error. Nil: random (version 4) UUIDs, 122 random bits.
+	NewID func() (string, error)
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+func newUUID() (string, error) {
+	u, err := uuid.NewRandom()
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// register adds a kind of the given Go type (nil for RegisterRaw).
+func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*RawKind, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty session name", ErrConfig)
+	}
+	if opts.Storage == nil {
+		return nil, fmt.Errorf("%w: session %q has no Storage", ErrConfig, name)
+	}
+	gen := opts.NewID
+	if gen == nil {
+		gen = newUUID
+	}
+	codec := opts.Codec
+	if codec == nil {
+		codec = JSONCodec{}
+	}
+	k := &actors.Kind{
+		Name:     name,
+		Storage:  opts.Storage,
+		Idle:     durationOr(opts.IdleTimeout, 30*time.Minute),
+		Lifetime: durationOr(opts.Lifetime, 24*time.Hour),
+		Grace:    durationOr(opts.RenewGrace, 30*time.Second),
+		NewID: func() (string, error) {
+			id, err := gen()
+			if err == nil && !storage.ValidID(id) {
+				err = fmt.Errorf("%w: the ID generator returned an ID outside the engine's alphabet", ErrConfig)
+			}
+			return id, err
+		},
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	if _, dup := e.names[name]; dup {
+		return nil, fmt.Errorf("%w: name %q", ErrKindExists, name)
+	}
+	if typ != nil {
+		if other, dup := e.types[typ]; dup {
+			return nil, fmt.Errorf("%w: type %v is already the type of %q", ErrKindExists, typ, other.kind.Name)
+		}
+	}
+	e.sys.AddKind(k)
+	rk := &RawKind{eng: e, kind: k, codec: codec}
+	e.names[name] = rk
+	if typ != nil {
+		e.types[typ] = rk
+	}
+	return rk, nil
+}

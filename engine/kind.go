@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"reflect"
+)
+
+// Kind is a registered session kind whose values are of type T, the
+// counterpart of Ktor's cookie<T>(name, storage). Its methods act on the
+// session of the current request, found through the Binding that the
+// transport middleware put in the request's context; they return
+// ErrNoBinding if there is none.
+//
+// The methods may block on the session's actor and its storage. If ctx
+// ends before an operation starts, it is not applied and ctx's error is
+// returned. Errors from the storage wrap ErrStorage.
+type Kind[T any] struct {
+	raw *RawKind
+}
+
+// Register registers a session kind named name whose values are of type T.
+// A second kind with the same name or the same T is refused with
+// ErrKindExists; a missing Storage with ErrConfig.
+func Register[T any](e *Engine, name string, opts KindOptions) (*Kind[T], error) {
+	raw, err := e.register(name, reflect.TypeFor[T](), opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Kind[T]{raw: raw}, nil
+}
+
+// Raw returns the kind's byte-level API.
+func (k *Kind[T]) Raw() *RawKind { return k.raw }
+
+// Name returns the name the kind was registered under.
+func (k *Kind[T]) Name() string { return k.raw.Name() }
+
+func (k *Kind[T]) binding(ctx context.Context) (*Binding, error) {
+	if b := BindingOf(ctx, k.raw); b != nil {
+		return b, nil
+	}
+	return nil, ErrNoBinding
+}
+
+// decode turns a stored value into a T. A value that does not decode (the
+// type changed since it was written, say) is logged and treated as no
+// session.
+func (k *Kind[T]) decode(data []byte) (T, bool) {
+	var v T
+	if err := k.raw.codec.Unmarshal(data, &v); err != nil {
+		k.raw.eng.log.Warn("engine: a stored session value does not decode; treated as no session",
+			"kind", k.raw.Name(), "error", err)
+		var zero T
+		return zero, false
+	}
+	return v, true
+}
+
+// ID returns the current request's session ID, "" if it has none.
+func (k *Kind[T]) ID(ctx context.Context) string {
+	if b := BindingOf(ctx, k.raw); b != nil {
+		return b.ID()
+	}
+	return ""
+}
+
+// Get returns the current request's session value and true, or the zero
+// value and false if the request has no session. Get never creates a
+// session.
+func (k *Kind[T]) Get(ctx context.Context) (T, bool, error) {
+	var zero T
+	b, err := k.binding(ctx)
+	if err != nil {
+		return zero, false, err
+	}
+	res := b.get(ctx)
+	if res.Err != nil || !res.Found {
+		return zero, false, res.Err
+	}
+	v, ok := k.decode(res.Value)
+	return v, ok, nil
+}
+
+// Set stores v as the current request's session value, creating the
+// session (under a new server-generated ID) if the request has none.
+func (k *Kind[T]) Set(ctx context.Context, v T) error {
+	b, err := k.binding(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := k.raw.codec.Marshal(&v)
+	if err != nil {
+		return err
+	}
+	return b.update(ctx, func([]byte, bool) ([]byte, bool, error) { return data, true, nil }).Err
+}
+
+// Update runs fn on the current request's session value inside the
+// session's actor and stores the result: read-modify-write is atomic with
+// respect to every other operation on the session, from any request. If the
+// request has no session, fn gets the zero value and a session is created.
+// If fn returns an error nothing is stored and Update returns it. Update
+// returns the stored value.
+//
+// fn runs on the actor: it must not call other operations of this engine
+// on the same session, and should be quick.
+func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (T, error) {
+	var zero T
+	b, err := k.binding(ctx)
+	if err != nil {
+		return zero, err
+	}
+	var v T
+	res := b.update(ctx, func(old []byte, exists bool) ([]byte, bool, error) {
+		var cur T
+		if exists {
+			cur, _ = k.decode(old)
+		}
+		if err := fn(&cur); err != nil {
+			return nil, false, err
+		}
+		data, err := k.raw.codec.Marshal(&cur)
+		if err != nil {
+			return nil, false, err
+		}
+		v = cur
+		return data, true, nil
+	})
+	if res.Err != nil {
+		return zero, res.Err
+	}
+	return v, nil
+}
+
+// GetOrSet returns the current request's session value; if the request has
+// none, it stores the value returned by create (called at most once, inside
+// the session's actor) and returns that.
+func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (T, error) {
+	var zero T
+	b, err := k.binding(ctx)
+	if err != nil {
+		return zero, err
+	}
+	var created T
+	var made bool
+	res := b.update(ctx, func(old []byte, exists bool) ([]byte, bool, error) {
+		if exists {
+			if _, ok := k.decode(old); ok {
+				return nil, false, nil
+			}
+		}
+		created = create()
+		data, err := k.raw.codec.Marshal(&created)
+		if err != nil {
+			return nil, false, err
+		}
+		made = true
+		return data, true, nil
+	})
+	if res.Err != nil {
+		return zero, res.Err
+	}
+	if made {
+		return created, nil
+	}
+	v, _ := k.decode(res.Value)
+	return v, nil
+}
+
+// Clear ends the current request's session and removes its ID from the
+// client. Clearing a request that has no session is not an error.
+func (k *Kind[T]) Clear(ctx context.Context) error {
+	b, err := k.binding(ctx)
+	if err != nil {
+		return err
+	}
+	return b.clear(ctx)
+}
+
+// Renew moves the current request's session to a new ID with the same
+// value and sends the new ID to the client; call it on login, against
+// session fixation. Requests still in flight with the old ID keep reaching
+// the session for the kind's RenewGrace. It returns ErrNoSession if the
+// request has no session.
+func (k *Kind[T]) Renew(ctx context.Context) error {
+	b, err := k.binding(ctx)
+	if err != nil {
+		return err
+	}
+	return b.renew(ctx)
+}
+
+// Invalidate ends session id, whichever request or client holds it ("log
+// out my other devices"). Invalidating an ID that has no session is not an
+// error.
+func (k *Kind[T]) Invalidate(ctx context.Context, id string) error {
+	return k.raw.Invalidate(ctx, id)
+}

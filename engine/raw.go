@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+
+	"github.com/steward-sessions/steward/actors"
+	"github.com/steward-sessions/steward/storage"
+)
+
+// RawKind is a registered session kind seen as bytes: the transport-agnostic
+// API keyed by session ID that custom transports (a WebSocket, gRPC
+// metadata, a line protocol) use, and that the HTTP transports build on.
+// Every method is safe for concurrent use; operations on one ID run one at a
+// time, in the order they reach the session's actor.
+//
+// An ID that is malformed, unknown, expired or invalidated has no session:
+// reads and writes of it return ErrNoSession, and it is never adopted. New
+// IDs come only from Create and Renew. An ID renewed less than the kind's
+// RenewGrace ago still reaches its session.
+//
+// Every method that takes a context may block on the session's actor and
+// its storage. If ctx ends before the operation starts, it is not applied
+// and ctx's error is returned; once started, it completes even if the
+// caller stopped waiting.
+type RawKind struct {
+	eng   *Engine
+	kind  *actors.Kind
+	codec Codec
+}
+
+// RegisterRaw registers a session kind without a Go type, for callers that
+// handle the bytes themselves. Names share one namespace with Register.
+func RegisterRaw(e *Engine, name string, opts KindOptions) (*RawKind, error) {
+	return e.register(name, nil, opts)
+}
+
+// Raw returns k itself, so that a *RawKind can be given wherever a
+// transport asks for a kind.
+func (k *RawKind) Raw() *RawKind { return k }
+
+// Name returns the name the kind was registered under.
+func (k *RawKind) Name() string { return k.kind.Name }
+
+// Logger returns the engine's logger, for transports.
+func (k *RawKind) Logger() *slog.Logger { return k.eng.log }
+
+func (k *RawKind) do(ctx context.Context, id string, op *actors.Op) actors.Result {
+	return k.eng.sys.Do(ctx, k.kind, id, op)
+}
+
+// Create starts a session holding value under a new server-generated ID
+// and returns the ID.
+func (k *RawKind) Create(ctx context.Context, value []byte) (string, error) {
+	v := bytes.Clone(value)
+	if v == nil {
+		v = []byte{}
+	}
+	res := k.create(ctx, func([]byte, bool) ([]byte, bool, error) { return v, true, nil })
+	return res.ID, res.Err
+}
+
+// create runs fn on a new ID.
+func (k *RawKind) create(ctx context.Context, fn func([]byte, bool) ([]byte, bool, error)) actors.Result {
+	id, err := k.kind.NewID()
+	if err != nil {
+		return actors.Result{Err: err}
+	}
+	return k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, Fresh: true, Fn: fn})
+}
+
+// Load returns the value of session id, or ErrNoSession.
+func (k *RawKind) Load(ctx context.Context, id string) ([]byte, error) {
+	if !storage.ValidID(id) {
+		return nil, ErrNoSession
+	}
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpGet})
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	if !res.Found {
+		return nil, ErrNoSession
+	}
+	return bytes.Clone(res.Value), nil
+}
+
+// Store replaces the value of the existing session id. It returns
+// ErrNoSession, and stores nothing, if id has no session.
+func (k *RawKind) Store(ctx context.Context, id string, value []byte) error {
+	v := bytes.Clone(value)
+	if v == nil {
+		v = []byte{}
+	}
+	_, err := k.Update(ctx, id, func([]byte) ([]byte, error) { return v, nil })
+	return err
+}
+
+// Update runs fn on the value of the existing session id inside its actor
+// and stores what fn returns, atomically with respect to every other
+// operation on id. fn must not modify old or keep it. If fn returns an
+// error, nothing is stored and Update returns that error. Update returns
+// the stored value, or ErrNoSession if id has no session.
+func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]byte, error)) ([]byte, error) {
+	if !storage.ValidID(id) {
+		return nil, ErrNoSession
+	}
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: func(old []byte, _ bool) ([]byte, bool, error) {
+		v, err := fn(old)
+		if err == nil && v == nil {
+			v = []byte{}
+		}
+		return v, err == nil, err
+	}})
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	if !res.Found {
+		return nil, ErrNoSession
+	}
+	return bytes.Clone(res.Value), nil
+}
+
+// Invalidate ends session id wherever it is used ("log out my other
+// devices"). Invalidating an ID that has no session is not an error.
+func (k *RawKind) Invalidate(ctx context.Context, id string) error {
+	if !storage.ValidID(id) {
+		return nil
+	}
+	return k.do(ctx, id, &actors.Op{Code: actors.OpInvalidate}).Err
+}
+
+// Renew moves session id to a new ID with the same value and returns the
+// new ID; call it on login (against session fixation). The old ID keeps
+// reaching the session for the kind's RenewGrace, then ends.
+func (k *RawKind) Renew(ctx context.Context, id string) (string, error) {
+	if !storage.ValidID(id) {
+		return "", ErrNoSession
+	}
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpRenew})
+	if res.Err != nil {
+		return "", res.Err
+	}
+	if !res.Found {
+		return "", ErrNoSession
+	}
+	return res.ID, nil
+}

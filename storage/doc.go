@@ -1,0 +1,18 @@
+// Package storage holds the contract between the Steward engine and the
+// places where server-side session values live, and the storages that ship
+// with Steward.
+//
+// # The contract
+//
+// [Storage] streams values over io.Reader and io.Writer, with an expiry per
+// value, as Ktor's SessionStorage does. [BytesStorage] is the simpler
+// byte-slice form; [FromBytes] turns one into a Storage, so a custom backend
+// is a few dozen lines.
+//
+// The engine runs every storage behind storage actors and never calls it
+// twice at once for the same ID, but calls for different IDs are concurrent.
+//
+// # Storages
+//
+// [Memory] keeps values in process memory with expiry and a size bound.
+package storage

@@ -1,0 +1,185 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotFound is returned by Storage.Read and BytesStorage.Load when no live
+// value is stored under the ID: never written, invalidated, or expired.
+// Check it with errors.Is.
+var ErrNotFound = errors.New("storage: session not found")
+
+// ErrInvalidID is returned when an ID is not made of the engine's alphabet
+// (see ValidID). Storages return it before touching any resource.
+var ErrInvalidID = errors.New("storage: invalid session ID")
+
+// Storage is the streaming contract every session storage implements, the Go
+// counterpart of Ktor's SessionStorage plus expiry.
+//
+// The engine serializes all calls for one ID (one session actor owns it), but
+// calls for different IDs arrive concurrently, so an implementation must be
+// safe for concurrent use. The byte streams are opaque to the storage: the
+// engine frames its own metadata inside them.
+type Storage interface {
+	// Read finds the value stored under id and calls fn with a reader over
+	// it. The reader is only valid until fn returns. If no live value exists
+	// (never written, invalidated, or past the expiry given to Write), Read
+	// returns an error wrapping ErrNotFound and does not call fn. An error
+	// returned by fn is returned by Read. Read must not create anything for
+	// an unknown id.
+	Read(ctx context.Context, id string, fn func(r io.Reader) error) error
+
+	// Write replaces the value stored under id with what fn writes. If fn
+	// returns an error, the previous value must stay in place. expires is
+	// the instant after which the value may be dropped; the zero time means
+	// it never expires on its own; a value whose expiry is already past may be
+	// dropped instead of stored. A nil return acknowledges the write: a
+	// later Read must see it.
+	Write(ctx context.Context, id string, expires time.Time, fn func(w io.Writer) error) error
+
+	// Invalidate removes the value stored under id. Removing an unknown id
+	// is not an error.
+	Invalidate(ctx context.Context, id string) error
+}
+
+// BytesStorage is the byte-slice contract, the counterpart of Ktor's
+// SimplifiedSessionStorage: a custom backend that holds whole values in
+// memory anyway implements these three methods and wraps itself with
+// FromBytes. The rules of Storage apply (ErrNotFound, concurrency, expiry).
+//
+// The slice passed to Save belongs to the storage from then on; the slice
+// returned by Load belongs to the caller, who must not modify it (the
+// storage may share it).
+type BytesStorage interface {
+	// Load returns the value stored under id, or an error wrapping
+	// ErrNotFound.
+	Load(ctx context.Context, id string) ([]byte, error)
+	// Save replaces the value stored under id. A value whose expires is
+	// already past may be dropped instead of stored.
+	Save(ctx context.Context, id string, data []byte, expires time.Time) error
+	// Delete removes the value stored under id; an unknown id is not an
+	// error.
+	Delete(ctx context.Context, id string) error
+}
+
+// FromBytes turns a BytesStorage into a Storage. The returned value also
+// implements BytesStorage, which the engine uses directly to skip the
+// stream copies.
+func FromBytes(b BytesStorage) Storage {
+	if b == nil {
+		panic("storage: FromBytes(nil)")
+	}
+	if s, ok := b.(Storage); ok {
+		return s
+	}
+	return bytesAdapter{b}
+}
+
+type bytesAdapter struct{ BytesStorage }
+
+func (a bytesAdapter) Read(ctx context.Context, id string, fn func(io.Reader) error) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	data, err := a.Load(ctx, id)
+	if err != nil {
+		return err
+	}
+	return fn(bytes.NewReader(data))
+}
+
+func (a bytesAdapter) Write(ctx context.Context, id string, expires time.Time, fn func(io.Writer) error) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	var buf bytes.Buffer
+	if err := fn(&buf); err != nil {
+		return err
+	}
+	return a.Save(ctx, id, buf.Bytes(), expires)
+}
+
+func (a bytesAdapter) Invalidate(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	return a.Delete(ctx, id)
+}
+
+// Close closes the wrapped storage when it has a Close method.
+func (a bytesAdapter) Close() error {
+	if c, ok := a.BytesStorage.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// AsBytes returns a byte-slice view of s: s itself when it implements
+// BytesStorage, otherwise an adapter that buffers the streams.
+func AsBytes(s Storage) BytesStorage {
+	if b, ok := s.(BytesStorage); ok {
+		return b
+	}
+	return streamAdapter{s}
+}
+
+type streamAdapter struct{ s Storage }
+
+func (a streamAdapter) Load(ctx context.Context, id string) ([]byte, error) {
+	var data []byte
+	err := a.s.Read(ctx, id, func(r io.Reader) error {
+		var err error
+		data, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+func (a streamAdapter) Save(ctx context.Context, id string, data []byte, expires time.Time) error {
+	return a.s.Write(ctx, id, expires, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+func (a streamAdapter) Delete(ctx context.Context, id string) error {
+	return a.s.Invalidate(ctx, id)
+}
+
+// Close closes the wrapped storage when it has a Close method.
+func (a streamAdapter) Close() error {
+	if c, ok := a.s.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// MaxIDLen is the longest session ID the engine issues or accepts.
+const MaxIDLen = 128
+
+// ValidID reports whether id is made only of the engine's ID alphabet
+// (ASCII letters, digits, '-' and '_') and is 1 to MaxIDLen bytes long. Every
+// ID the engine issues passes. A valid ID holds no path separator, dot or
+// control character, so it cannot leave a directory; IDs differ by case, so
+// a storage on a case-insensitive file system must encode them.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
