@@ -107,6 +107,9 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 		return actors.Result{}
 	}
 	res := b.kind.do(ctx, b.id, &actors.Op{Code: actors.OpGet})
+	if res.Err == nil && !res.Found {
+		b.id = "" // unknown or expired: the client's ID is not ours
+	}
 	b.observeLocked(res)
 	return res
 }

@@ -431,6 +431,9 @@ func TestNoAdoption(t *testing.T) {
 		if _, ok, err := k.Get(ctx); ok || err != nil {
 			t.Fatalf("Get(%.20q) = %v, %v", in, ok, err)
 		}
+		if id := k.ID(ctx); id != "" {
+			t.Fatalf("ID after a Get of the unknown %.20q = %.20q", in, id)
+		}
 		if _, err := k.Update(ctx, func(c *counter) error { c.N++; return nil }); err != nil {
 			t.Fatal(err)
 		}

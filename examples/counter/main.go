@@ -1,0 +1,221 @@
+// Command counter is Steward's demo server: a per-session counter that
+// concurrent requests of one session increment without ever losing an
+// update.
+//
+//	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage memory] [-transport cookie|header]
+//
+// It prints "listening on http://ADDR" once it accepts connections and
+// closes gracefully on SIGINT or SIGTERM. The endpoints:
+//
+//	GET  /           200 {"count": N}  N is 0 without a session; creates no session
+//	POST /increment  200 {"count": N}  atomic +1 through the engine's Update
+//	POST /renew      200 {"count": N}  same value under a new session ID
+//	POST /logout     204               session cleared, cookie expired / header emptied
+//
+// The session ID travels in the cookie SESSION_ID (cookie transport) or the
+// header X-Session (header transport). A storage failure answers 503 with a
+// JSON error body. Try it:
+//
+//	curl -c jar -b jar -X POST http://127.0.0.1:8080/increment
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/storage"
+	"github.com/steward-sessions/steward/transport"
+)
+
+// Count is the session value.
+type Count struct {
+	N int `json:"n"`
+}
+
+// config is what the flags set.
+type config struct {
+	Addr      string
+	Storage   string // memory
+	Transport string // cookie | header
+	Verbose   bool
+
+	// PassivateAfter is the engine's passivation timeout (tests shorten
+	// it); zero means the engine's default.
+	PassivateAfter time.Duration
+	// store replaces the storage chosen by Storage (tests inject failures).
+	store storage.Storage
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	flag.StringVar(&cfg.Storage, "storage", "memory", "where sessions live: memory")
+	flag.StringVar(&cfg.Transport, "transport", "cookie", "how the session ID travels: cookie | header")
+	flag.BoolVar(&cfg.Verbose, "v", false, "log the engine's debug messages to stderr")
+	flag.Parse()
+	if err := run(cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "counter:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until SIGINT or SIGTERM, then shuts down gracefully.
+func run(cfg config, stdout io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	app, err := newApp(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = app.close(context.Background())
+		return err
+	}
+	srv := &http.Server{Handler: app.handler, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err = <-served: // the listener failed
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutdown); serr != nil && err == nil {
+		err = serr
+	}
+	if cerr := app.close(shutdown); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// app is the counter's engine, session kind and HTTP handler.
+type app struct {
+	eng     *engine.Engine
+	counts  *engine.Kind[Count]
+	handler http.Handler
+}
+
+func newApp(cfg config) (*app, error) {
+	level := slog.LevelWarn
+	if cfg.Verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	store := cfg.store
+	switch {
+	case store != nil:
+	case cfg.Storage == "memory":
+		store = storage.NewMemory(storage.MemoryOptions{})
+	default:
+		return nil, fmt.Errorf("unknown -storage %q (want memory)", cfg.Storage)
+	}
+
+	eng, err := engine.New(engine.Options{Logger: logger, PassivateAfter: cfg.PassivateAfter})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{eng: eng}
+	fail := func(err error) (*app, error) {
+		_ = eng.Close(context.Background())
+		return nil, err
+	}
+	a.counts, err = engine.Register[Count](eng, "SESSION_ID", engine.KindOptions{Storage: store})
+	if err != nil {
+		return fail(err)
+	}
+	var binding transport.Binding
+	switch cfg.Transport {
+	case "cookie":
+		binding = transport.Cookie(a.counts, transport.CookieConfig{Name: "SESSION_ID"})
+	case "header":
+		binding = transport.Header(a.counts, transport.HeaderConfig{Name: "X-Session"})
+	default:
+		return fail(fmt.Errorf("unknown -transport %q (want cookie or header)", cfg.Transport))
+	}
+	sessions, err := transport.Middleware(binding)
+	if err != nil {
+		return fail(err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", a.get)
+	mux.HandleFunc("POST /increment", a.increment)
+	mux.HandleFunc("POST /renew", a.renew)
+	mux.HandleFunc("POST /logout", a.logout)
+	a.handler = sessions(mux)
+	return a, nil
+}
+
+func (a *app) close(ctx context.Context) error { return a.eng.Close(ctx) }
+
+func (a *app) get(w http.ResponseWriter, r *http.Request) {
+	c, _, err := a.counts.Get(r.Context())
+	reply(w, c, err)
+}
+
+func (a *app) increment(w http.ResponseWriter, r *http.Request) {
+	c, err := a.counts.Update(r.Context(), func(c *Count) error {
+		c.N++
+		return nil
+	})
+	reply(w, c, err)
+}
+
+func (a *app) renew(w http.ResponseWriter, r *http.Request) {
+	err := a.counts.Renew(r.Context())
+	if errors.Is(err, engine.ErrNoSession) {
+		reply(w, Count{}, nil) // nothing to renew: still no session
+		return
+	}
+	if err != nil {
+		reply(w, Count{}, err)
+		return
+	}
+	c, _, err := a.counts.Get(r.Context())
+	reply(w, c, err)
+}
+
+func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	if err := a.counts.Clear(r.Context()); err != nil {
+		reply(w, Count{}, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// reply writes {"count": N}, or the error: 503 when the storage or the
+// engine is unavailable, 500 otherwise.
+func reply(w http.ResponseWriter, c Count, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, engine.ErrStorage) || errors.Is(err, engine.ErrClosed) {
+			status = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]int{"count": c.N})
+}

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/steward-sessions/steward/storage"
+)
+
+// testServer runs the counter's handler on a real loopback server.
+type testServer struct {
+	t   *testing.T
+	app *app
+	srv *httptest.Server
+}
+
+func newTestServer(t *testing.T, cfg config) *testServer {
+	t.Helper()
+	if cfg.Storage == "" {
+		cfg.Storage = "memory"
+	}
+	if cfg.Transport == "" {
+		cfg.Transport = "cookie"
+	}
+	a, err := newApp(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{t: t, app: a, srv: httptest.NewServer(a.handler)}
+	t.Cleanup(func() {
+		ts.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return ts
+}
+
+// client is one user agent: a cookie jar, or the X-Session header it was
+// last given.
+type client struct {
+	ts     *testServer
+	http   *http.Client
+	header bool
+	mu     sync.Mutex
+	id     string // header transport
+}
+
+func (ts *testServer) client(header bool) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{ts: ts, header: header, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+}
+
+// do sends a request and returns the status, the decoded count (-1 if the
+// body had none) and the response.
+func (c *client) do(method, path string) (int, int, *http.Response) {
+	c.ts.t.Helper()
+	req, _ := http.NewRequest(method, c.ts.srv.URL+path, nil)
+	if c.header {
+		c.mu.Lock()
+		if c.id != "" {
+			req.Header.Set("X-Session", c.id)
+		}
+		c.mu.Unlock()
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.ts.t.Errorf("%s %s: %v", method, path, err)
+		return 0, -1, nil
+	}
+	defer resp.Body.Close()
+	if c.header {
+		if v, ok := resp.Header["X-Session"]; ok {
+			c.mu.Lock()
+			c.id = v[0]
+			c.mu.Unlock()
+		}
+	}
+	body := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	n := -1
+	if f, ok := body["count"].(float64); ok {
+		n = int(f)
+	}
+	return resp.StatusCode, n, resp
+}
+
+func (c *client) count() int {
+	c.ts.t.Helper()
+	status, n, _ := c.do("GET", "/")
+	if status != http.StatusOK {
+		c.ts.t.Fatalf("GET / = %d", status)
+	}
+	return n
+}
+
+// hammer runs workers goroutines sending each POST /increment through c and
+// returns how many were answered 200.
+func hammer(t *testing.T, clients []*client, workers, each int, pause bool) int64 {
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			c := clients[w%len(clients)]
+			r := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range each {
+				status, _, _ := c.do("POST", "/increment")
+				if status != http.StatusOK {
+					t.Errorf("POST /increment = %d", status)
+					return
+				}
+				ok.Add(1)
+				if pause && i%10 == 0 {
+					time.Sleep(time.Duration(r.IntN(4000)) * time.Microsecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ok.Load()
+}
+
+// TestConcurrentIncrements: 64 connections × 1,000 increments of one session
+// through a real server and client; the count is exact.
+func TestConcurrentIncrements(t *testing.T) {
+	for _, tr := range []string{"cookie", "header"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := newTestServer(t, config{Transport: tr})
+			c := ts.client(tr == "header")
+			if status, n, _ := c.do("POST", "/increment"); status != 200 || n != 1 {
+				t.Fatalf("first increment: %d %d", status, n)
+			}
+			const workers, each = 64, 1000
+			ok := hammer(t, []*client{c}, workers, each, false)
+			if got := c.count(); int64(got) != ok+1 || got != workers*each+1 {
+				t.Fatalf("count = %d, %d increments answered 200, want %d", got, ok, workers*each+1)
+			}
+		})
+	}
+}
+
+// TestConcurrentIncrementsPassivating: the same with a passivation timeout
+// of two milliseconds, over several sessions that go idle now and then, so
+// actors stop and restart all through the run.
+func TestConcurrentIncrementsPassivating(t *testing.T) {
+	ts := newTestServer(t, config{PassivateAfter: 2 * time.Millisecond})
+	clients := make([]*client, 8)
+	for i := range clients {
+		clients[i] = ts.client(false)
+		clients[i].do("POST", "/increment")
+	}
+	const workers, each = 64, 1000
+	ok := hammer(t, clients, workers, each, true)
+	total := 0
+	for _, c := range clients {
+		total += c.count()
+	}
+	if int64(total) != ok+int64(len(clients)) || ok != workers*each {
+		t.Fatalf("total = %d, %d increments answered 200", total, ok)
+	}
+	if st := ts.app.eng.Stats(); st.Passivated == 0 {
+		t.Fatalf("no actor passivated during the run: %+v", st)
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	ts := newTestServer(t, config{})
+	c := ts.client(false)
+
+	status, n, resp := c.do("GET", "/")
+	if status != 200 || n != 0 || resp.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("GET / without a session: %d %d Set-Cookie=%q", status, n, resp.Header.Get("Set-Cookie"))
+	}
+	if ts.app.eng.Stats().Spawned != 0 {
+		t.Fatal("GET / without a session spawned an actor")
+	}
+	status, n, resp = c.do("POST", "/increment")
+	first := cookieValue(resp, "SESSION_ID")
+	if status != 200 || n != 1 || first == "" {
+		t.Fatalf("first increment: %d %d cookie=%q", status, n, first)
+	}
+	c.do("POST", "/increment")
+	status, n, resp = c.do("POST", "/renew")
+	renewed := cookieValue(resp, "SESSION_ID")
+	if status != 200 || n != 2 || renewed == "" || renewed == first {
+		t.Fatalf("renew: %d %d cookie %q (was %q)", status, n, renewed, first)
+	}
+	if got := c.count(); got != 2 {
+		t.Fatalf("count after renew = %d", got)
+	}
+	status, _, resp = c.do("POST", "/logout")
+	if status != http.StatusNoContent || !strings.Contains(resp.Header.Get("Set-Cookie"), "SESSION_ID=;") {
+		t.Fatalf("logout: %d Set-Cookie=%q", status, resp.Header.Get("Set-Cookie"))
+	}
+	if got := c.count(); got != 0 {
+		t.Fatalf("count after logout = %d", got)
+	}
+	if status, _, _ := c.do("GET", "/increment"); status != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /increment = %d", status)
+	}
+	if status, n, _ := ts.client(false).do("POST", "/renew"); status != 200 || n != 0 {
+		t.Fatalf("renew without a session: %d %d", status, n)
+	}
+}
+
+func TestHeaderTransport(t *testing.T) {
+	ts := newTestServer(t, config{Transport: "header"})
+	c := ts.client(true)
+	c.do("POST", "/increment")
+	first := c.id
+	if first == "" {
+		t.Fatal("no X-Session in the response")
+	}
+	c.do("POST", "/renew")
+	if c.id == first || c.id == "" {
+		t.Fatalf("renew: X-Session %q (was %q)", c.id, first)
+	}
+	if got := c.count(); got != 1 {
+		t.Fatalf("count = %d", got)
+	}
+	status, _, resp := c.do("POST", "/logout")
+	if v, ok := resp.Header["X-Session"]; status != 204 || !ok || v[0] != "" {
+		t.Fatalf("logout: %d X-Session=%q", status, resp.Header["X-Session"])
+	}
+}
+
+// failing is a storage that can be switched off.
+type failing struct {
+	*storage.Memory
+	down atomic.Bool
+}
+
+var errDown = errors.New("disk on fire")
+
+func (f *failing) Save(ctx context.Context, id string, data []byte, exp time.Time) error {
+	if f.down.Load() {
+		return errDown
+	}
+	return f.Memory.Save(ctx, id, data, exp)
+}
+
+func (f *failing) Load(ctx context.Context, id string) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errDown
+	}
+	return f.Memory.Load(ctx, id)
+}
+
+func TestStorageFailureIs503(t *testing.T) {
+	store := &failing{Memory: storage.NewMemory(storage.MemoryOptions{})}
+	ts := newTestServer(t, config{store: store})
+	c := ts.client(false)
+	c.do("POST", "/increment")
+	store.down.Store(true)
+	status, _, resp := c.do("POST", "/increment")
+	if status != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("increment with the storage down: %d %q", status, resp.Header.Get("Content-Type"))
+	}
+	if status, _, _ := ts.client(false).do("POST", "/increment"); status != http.StatusServiceUnavailable {
+		t.Fatalf("new session with the storage down: %d", status)
+	}
+	store.down.Store(false)
+	if status, n, _ := c.do("POST", "/increment"); status != 200 || n != 2 {
+		t.Fatalf("after recovery: %d %d", status, n)
+	}
+}
+
+// TestBadInput: hostile cookies and headers never cause a 500 or an adopted
+// ID.
+func TestBadInput(t *testing.T) {
+	for _, tr := range []string{"cookie", "header"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := newTestServer(t, config{Transport: tr})
+			hostile := []string{
+				"garbage!!", strings.Repeat("a", 10<<10), "../../etc/passwd", "a/b", "..", "%00", "a\tb",
+				"6f1c2e0a-1b2c-4d3e-8f90-a1b2c3d4e5f6", "é", `"quoted"`, "a;b=c",
+			}
+			for _, h := range hostile {
+				for _, path := range []string{"/", "/increment", "/renew", "/logout"} {
+					method := "POST"
+					if path == "/" {
+						method = "GET"
+					}
+					req, _ := http.NewRequest(method, ts.srv.URL+path, nil)
+					if tr == "cookie" {
+						req.Header.Add("Cookie", "SESSION_ID="+h)
+						req.Header.Add("Cookie", "SESSION_ID="+h+"; SESSION_ID=x")
+					} else {
+						req.Header["X-Session"] = []string{h, h}
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode >= 500 {
+						t.Fatalf("%s %s with %.20q: %d", method, path, h, resp.StatusCode)
+					}
+					var got string
+					if tr == "cookie" {
+						got = cookieValue(resp, "SESSION_ID")
+					} else {
+						got = resp.Header.Get("X-Session")
+					}
+					if got != "" && got == h {
+						t.Fatalf("%s %s adopted the client's ID %.20q", method, path, h)
+					}
+					if path == "/increment" && !storage.ValidID(got) {
+						t.Fatalf("increment with %.20q answered ID %.20q", h, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestMainCommand builds the command and runs it as the README says: it
+// prints the address, counts, and exits 0 on SIGTERM.
+func TestMainCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	bin := filepath.Join(t.TempDir(), "counter")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "listening on http://127.0.0.1:") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	url := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	for want := 1; want <= 3; want++ {
+		resp, err := hc.Post(url+"/increment", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Count int }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if body.Count != want {
+			t.Fatalf("increment %d answered %d", want, body.Count)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
+
+func cookieValue(resp *http.Response, name string) string {
+	if resp == nil {
+		return ""
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
