@@ -16,15 +16,15 @@ import (
 )
 
 // ErrClosed is returned for operations started after Close began.
-var ErrClosed = errors.New("steward: engine closed")
+var ErrClosed = errors.New("engine: closed")
 
 // ErrStorage wraps every error that comes from a storage, so that callers
 // can tell "the storage failed" (answer 503) from their own mistakes.
-var ErrStorage = errors.New("steward: storage failed")
+var ErrStorage = errors.New("engine: storage failed")
 
 // ErrPanic wraps a panic raised by an update function inside a session
 // actor. The session keeps its previous value.
-var ErrPanic = errors.New("steward: update function panicked")
+var ErrPanic = errors.New("engine: update function panicked")
 
 // Config configures a System. Zero fields take the defaults given.
 type Config struct {

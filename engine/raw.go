@@ -122,7 +122,9 @@ func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]
 }
 
 // Invalidate ends session id wherever it is used ("log out my other
-// devices"). Invalidating an ID that has no session is not an error.
+// devices"). Invalidating an ID that was renewed less than RenewGrace ago
+// ends the renewed session too. Invalidating an ID that has no session is
+// not an error.
 func (k *RawKind) Invalidate(ctx context.Context, id string) error {
 	if !storage.ValidID(id) {
 		return nil

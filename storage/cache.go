@@ -1,0 +1,213 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"hash/maphash"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// Defaults of CacheOptions.
+const (
+	DefaultCacheTTL        = 60 * time.Second
+	DefaultCacheMaxEntries = 100_000
+)
+
+const cacheShards = 16
+
+// CacheOptions configure a Cache. The zero value means the defaults.
+type CacheOptions struct {
+	// TTL is how long a value read or written stays in the cache. Zero:
+	// DefaultCacheTTL (60 s, as Ktor's CacheStorage).
+	TTL time.Duration
+	// MaxEntries bounds the cache; the least recently used value goes
+	// first. Zero: DefaultCacheMaxEntries.
+	MaxEntries int
+	// Now is the clock for the TTL and the values' expiry. Nil: time.Now.
+	Now func() time.Time
+}
+
+// CacheStats are a Cache's counters.
+type CacheStats struct {
+	Hits, Misses uint64
+	Len          int
+}
+
+// Cache is a Storage that keeps recently used values of another storage in
+// memory, the counterpart of Ktor's CacheStorage: reads fill it, writes go
+// through to the inner storage and then update it, Invalidate removes from
+// both. A failed read, "not found" included, is not cached. Values leave the
+// cache after the TTL, at their own expiry, or when the size bound evicts
+// them.
+//
+// The cache is coherent for everything written through it: a read never
+// returns a value older than the last write or invalidation made through
+// the same Cache. Writes made to the inner storage by someone else (another
+// process) are seen after the TTL at the latest.
+//
+// Close closes the inner storage if it has a Close method.
+type Cache struct {
+	inner  BytesStorage
+	closer io.Closer
+	ttl    int64
+	now    func() time.Time
+	seed   maphash.Seed
+	shards [cacheShards]cacheShard
+
+	hits, misses atomic.Uint64
+}
+
+type cacheShard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, cacheEntry] // protected by mu
+	// writes counts the writes and invalidations of the shard, so that a
+	// read that raced with one does not cache what it read.
+	writes uint64 // protected by mu
+}
+
+type cacheEntry struct {
+	data     []byte
+	cachedAt int64 // Unix ns
+	expires  int64 // Unix ns, 0 for never
+}
+
+// NewCache returns a Cache in front of inner.
+func NewCache(inner Storage, opts CacheOptions) *Cache {
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultCacheTTL
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultCacheMaxEntries
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Cache{inner: AsBytes(inner), ttl: int64(opts.TTL), now: opts.Now, seed: maphash.MakeSeed()}
+	c.closer, _ = inner.(io.Closer)
+	per := max(1, opts.MaxEntries/cacheShards)
+	for i := range c.shards {
+		c.shards[i].lru, _ = simplelru.NewLRU[string, cacheEntry](per, nil)
+	}
+	return c
+}
+
+func (c *Cache) shard(id string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, id)%cacheShards]
+}
+
+// Load implements BytesStorage.
+func (c *Cache) Load(ctx context.Context, id string) ([]byte, error) {
+	if !ValidID(id) {
+		return nil, ErrInvalidID
+	}
+	now := c.now().UnixNano()
+	s := c.shard(id)
+	s.mu.Lock()
+	if e, ok := s.lru.Get(id); ok {
+		if now-e.cachedAt < c.ttl && (e.expires == 0 || now <= e.expires) {
+			s.mu.Unlock()
+			c.hits.Add(1)
+			return e.data, nil
+		}
+		s.lru.Remove(id)
+	}
+	epoch := s.writes
+	s.mu.Unlock()
+	c.misses.Add(1)
+
+	data, err := c.inner.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.writes == epoch {
+		// The inner storage does not say when the value expires; the TTL
+		// bounds how long it is served.
+		s.lru.Add(strings.Clone(id), cacheEntry{data: data, cachedAt: now})
+	}
+	s.mu.Unlock()
+	return data, nil
+}
+
+// Save implements BytesStorage: the inner storage first, then the cache.
+func (c *Cache) Save(ctx context.Context, id string, data []byte, expires time.Time) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	err := c.inner.Save(ctx, id, data, expires)
+	s := c.shard(id)
+	s.mu.Lock()
+	s.writes++
+	if err != nil {
+		s.lru.Remove(id) // the inner state is unknown now
+	} else {
+		s.lru.Add(strings.Clone(id), cacheEntry{data: data, cachedAt: c.now().UnixNano(), expires: expiryNanos(expires)})
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// Delete implements BytesStorage: it removes from the cache whatever the
+// inner storage answers.
+func (c *Cache) Delete(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	err := c.inner.Delete(ctx, id)
+	s := c.shard(id)
+	s.mu.Lock()
+	s.writes++
+	s.lru.Remove(id)
+	s.mu.Unlock()
+	return err
+}
+
+// Read implements Storage.
+func (c *Cache) Read(ctx context.Context, id string, fn func(io.Reader) error) error {
+	data, err := c.Load(ctx, id)
+	if err != nil {
+		return err
+	}
+	return fn(bytes.NewReader(data))
+}
+
+// Write implements Storage.
+func (c *Cache) Write(ctx context.Context, id string, expires time.Time, fn func(io.Writer) error) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	var buf bytes.Buffer
+	if err := fn(&buf); err != nil {
+		return err
+	}
+	return c.Save(ctx, id, buf.Bytes(), expires)
+}
+
+// Invalidate implements Storage.
+func (c *Cache) Invalidate(ctx context.Context, id string) error { return c.Delete(ctx, id) }
+
+// Stats returns the cache's hit and miss counts and its size.
+func (c *Cache) Stats() CacheStats {
+	st := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load()}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		st.Len += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// Close closes the inner storage if it has a Close method.
+func (c *Cache) Close() error {
+	if c.closer != nil {
+		return c.closer.Close()
+	}
+	return nil
+}
