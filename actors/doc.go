@@ -15,10 +15,11 @@
 // every operation of that ID one at a time (an update function runs inside
 // it, so read-modify-write is atomic), writes values through to the storage
 // before answering, and enforces the idle timeout and absolute lifetime.
-// Actors run on protoactor's synchronized dispatcher: the mailbox of an idle
-// actor is processed on the sender's goroutine, so an operation costs no
-// goroutine start and no hand-off, and still only one goroutine at a time
-// processes one actor.
+// Actors run on a fair mailbox: a sender that finds the actor idle runs its
+// own message on its own goroutine (no goroutine start, no hand-off, as
+// with protoactor's synchronized dispatcher) but only that message;
+// messages that arrived meanwhile go to a fresh goroutine. So no caller
+// works for another, and one goroutine at a time processes one actor.
 //
 // # Passivation
 //
@@ -34,5 +35,8 @@
 //
 // A fixed pool of storage actors does the storage I/O, chosen by the hash of
 // the ID, so two calls for one ID are never reordered and the number of
-// concurrent storage calls is bounded.
+// concurrent storage calls is bounded. They run on protoactor's default
+// dispatcher, on their own goroutines: a caller's goroutine never runs
+// another session's I/O. A storage that never blocks (storage.NonBlocking,
+// as the memory storage) is called directly by the session actor.
 package actors

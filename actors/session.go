@@ -94,26 +94,54 @@ type sessionActor struct {
 	expires int64  // Unix ns, 0 for none: the exact sliding expiry
 	stored  int64  // the expiry last written to the storage
 	value   []byte
+
+	// handedOn says the current operation was answered or forwarded.
+	handedOn bool
 }
 
 // Receive implements actor.Actor.
 func (sa *sessionActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *Op:
-		sa.handle(m)
+		sa.handedOn = false
+		sa.safely(m, func() { sa.handle(m) })
+		sa.entry.empty.Store(!sa.exists && sa.alias == "")
 		sa.entry.pending.Add(-1)
 	case passivate:
-		sa.passivate(c, m.final)
+		sa.safely(nil, func() { sa.passivate(c, m.final) })
 	case *actor.Stopped:
 		sa.sys.live.Add(-1)
 		sa.sys.sessionsWG.Done()
 	}
 }
 
-func (sa *sessionActor) finish(op *Op, res Result) { sa.sys.finish(op, res) }
+func (sa *sessionActor) finish(op *Op, res Result) {
+	sa.handedOn = true
+	sa.sys.finish(op, res)
+}
+
+// safely runs f, turning a panic (from user code such as an ID generator,
+// or a bug) into an ErrPanic answer for op instead of losing op and
+// restarting the actor. The actor reads its state from the storage again.
+func (sa *sessionActor) safely(op *Op, f func()) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		sa.sys.log.Error("engine: panic in a session actor", "kind", sa.kind.Name, "panic", r)
+		sa.loaded, sa.exists, sa.value, sa.alias = false, false, nil, ""
+		if op != nil && !sa.handedOn {
+			sa.finish(op, Result{Err: fmt.Errorf("%w: %v", ErrPanic, r)})
+		}
+	}()
+	f()
+}
 
 func (sa *sessionActor) handle(op *Op) {
-	if err := op.ctx.Err(); err != nil {
+	// A cancelled operation is dropped before it starts; once forwarded
+	// from a renewed ID it has started, and runs to its end.
+	if err := op.ctx.Err(); err != nil && op.hops == 0 {
 		sa.finish(op, Result{Err: err})
 		return
 	}
@@ -221,10 +249,13 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 	sa.exists, sa.value = false, nil
 	if err != nil {
 		// The value lives under both IDs now; drop the new one so that a
-		// failed renewal leaves one session, and say so.
-		if _, derr := sa.storageCall(op.ctx, stDelete, newID, h, nil, 0); derr == nil {
-			sa.alias, sa.loaded = "", false // read the old ID's state again
+		// failed renewal leaves one session, and read the old ID's state
+		// again rather than trust a guess.
+		if _, derr := sa.storageCall(op.ctx, stDelete, newID, h, nil, 0); derr != nil {
+			sa.sys.log.Error("engine: a failed renewal left an orphan session; it expires on its own",
+				"kind", sa.kind.Name, "error", derr)
 		}
+		sa.loaded, sa.alias, sa.expires, sa.stored = false, "", 0, 0
 		sa.finish(op, Result{Err: err})
 		return
 	}
@@ -248,6 +279,7 @@ func (sa *sessionActor) forward(op *Op) {
 		sa.finish(op, Result{ID: sa.id})
 		return
 	}
+	sa.handedOn = true
 	sa.sys.route(sa.kind, target, sa.sys.hash(sa.kind, target), op, false)
 }
 
@@ -359,9 +391,16 @@ func (sa *sessionActor) storageWrite(ctx context.Context, id string, h uint64, r
 // the ID's hash and waits for it.
 func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id string, h uint64, data []byte, exp int64) ([]byte, error) {
 	req := &storageReq{kind: sa.kind, code: code, id: id, data: data, expires: exp, ctx: ctx, reply: sa.storageReply}
-	sys := sa.sys
-	sys.as.Root.Send(sys.storers[h%uint64(len(sys.storers))], req)
-	res := <-sa.storageReply
+	var res storageResult
+	if sa.kind.inline {
+		// The storage never blocks (Memory): a storage actor would only add
+		// a hand-off.
+		res = req.do()
+	} else {
+		sys := sa.sys
+		sys.as.Root.Send(sys.storers[h%uint64(len(sys.storers))], req)
+		res = <-sa.storageReply
+	}
 	if res.err != nil && !errors.Is(res.err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s %s: %w", ErrStorage, code, sa.kind.Name, res.err)
 	}

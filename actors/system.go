@@ -52,9 +52,10 @@ type Kind struct {
 	Grace    time.Duration // how long a renewed ID keeps answering
 	NewID    func() (string, error)
 
-	index int
-	bytes storage.BytesStorage // Storage, or a buffering view of it
-	touch time.Duration        // persist a sliding expiry once it moved this much
+	index  int
+	bytes  storage.BytesStorage // Storage, or a buffering view of it
+	inline bool                 // Storage never blocks: call it from the session actor
+	touch  time.Duration        // persist a sliding expiry once it moved this much
 }
 
 // Stats are counters of a running System.
@@ -89,10 +90,10 @@ type System struct {
 
 	stopJanitor chan struct{}
 	janitorDone chan struct{}
-	closeOnce   sync.Once  // closes stopJanitor
-	stopOnce    sync.Once  // stops the storage actors
-	closeMu     sync.Mutex // serializes Close calls
-	closed      bool       // under closeMu: Close finished
+	closeOnce   sync.Once     // closes stopJanitor
+	stopOnce    sync.Once     // stops the storage actors
+	closing     chan struct{} // a one-slot semaphore: one Close at a time
+	closed      bool          // Close finished; protected by the closing slot
 }
 
 type key struct {
@@ -120,6 +121,10 @@ type entry struct {
 	// under that lock means no message is on its way.
 	pending  atomic.Int32
 	lastUsed atomic.Int64 // nanoseconds since System start
+	// empty says the actor holds no session (an unknown ID was asked for):
+	// the janitor stops it at its next round instead of keeping it for
+	// PassivateAfter.
+	empty atomic.Bool
 	// passivating is set under the shard's lock when a passivate message is
 	// on its way, so that only one is.
 	passivating bool
@@ -161,6 +166,7 @@ func NewSystem(cfg Config) *System {
 		idle:        idle,
 		stopJanitor: make(chan struct{}),
 		janitorDone: make(chan struct{}),
+		closing:     make(chan struct{}, 1),
 	}
 	for i := range s.shards {
 		s.shards[i].entries = make(map[key]*entry)
@@ -169,16 +175,17 @@ func NewSystem(cfg Config) *System {
 	protoLog := log.With("lib", "protoactor")
 	s.as = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }))
 
-	// The synchronized dispatcher runs a mailbox on the sender's goroutine
-	// while still letting one goroutine at a time process it: an operation
-	// on an idle session costs no goroutine start and no hand-off.
-	dispatcher := actor.WithDispatcher(actor.NewSynchronizedDispatcher(64))
-	s.sessProps = []actor.PropsOption{dispatcher}
+	// Session actors run on the fair mailbox: an operation on an idle
+	// session runs on the caller's goroutine, and only that operation.
+	s.sessProps = []actor.PropsOption{actor.WithMailbox(newFairMailbox)}
+	// Storage actors run on protoactor's default dispatcher, on goroutines
+	// of their own, so that storage I/O never runs on a caller's goroutine
+	// for another caller's session.
 	s.storers = make([]*actor.PID, workers)
 	for i := range s.storers {
 		st := &storageActor{sys: s}
 		s.storersWG.Add(1)
-		s.storers[i] = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return st }, dispatcher))
+		s.storers[i] = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return st }))
 	}
 	go s.janitor()
 	return s
@@ -190,6 +197,9 @@ func (s *System) AddKind(k *Kind) {
 	defer s.kindsMu.Unlock()
 	k.index = len(s.kinds)
 	k.bytes = storage.AsBytes(k.Storage)
+	if nb, ok := k.Storage.(storage.NonBlocking); ok {
+		k.inline = nb.NonBlocking()
+	}
 	k.touch = time.Minute
 	if k.Idle > 0 && k.Idle/10 < k.touch {
 		k.touch = k.Idle / 10
@@ -307,7 +317,8 @@ func (s *System) janitor() {
 				continue
 			}
 			for _, e := range sh.entries {
-				if !e.passivating && e.pending.Load() == 0 && e.lastUsed.Load() <= limit {
+				idle := e.lastUsed.Load() <= limit || e.empty.Load()
+				if !e.passivating && e.pending.Load() == 0 && idle {
 					e.passivating = true
 					e.pending.Add(1)
 					batch = append(batch, e)
@@ -326,8 +337,12 @@ func (s *System) janitor() {
 // actors stop. If ctx ends first, Close returns its error and may be called
 // again to finish.
 func (s *System) Close(ctx context.Context) error {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
+	select {
+	case s.closing <- struct{}{}:
+		defer func() { <-s.closing }()
+	case <-ctx.Done():
+		return fmt.Errorf("engine: close: waiting for another Close: %w", ctx.Err())
+	}
 	if s.closed {
 		return nil
 	}
@@ -343,7 +358,7 @@ func (s *System) Close(ctx context.Context) error {
 			select {
 			case <-sh.drained:
 			case <-ctx.Done():
-				return fmt.Errorf("steward: close: waiting for operations: %w", ctx.Err())
+				return fmt.Errorf("engine: close: waiting for operations: %w", ctx.Err())
 			}
 		}
 	}
@@ -351,7 +366,7 @@ func (s *System) Close(ctx context.Context) error {
 	select {
 	case <-s.janitorDone:
 	case <-ctx.Done():
-		return fmt.Errorf("steward: close: %w", ctx.Err())
+		return fmt.Errorf("engine: close: %w", ctx.Err())
 	}
 	// Every admitted operation is answered and no new one can start, so the
 	// only messages left in flight are passivations; stop every actor.
@@ -368,11 +383,18 @@ func (s *System) Close(ctx context.Context) error {
 		}
 		sh.mu.Unlock()
 	}
-	for _, e := range all {
-		s.as.Root.Send(e.pid, passivate{final: true})
+	// Each passivation may flush to the storage: send them from a few
+	// goroutines so that Close can give up on its ctx.
+	workers := min(len(all), 4*runtime.GOMAXPROCS(0))
+	for w := range workers {
+		go func() {
+			for i := w; i < len(all); i += workers {
+				s.as.Root.Send(all[i].pid, passivate{final: true})
+			}
+		}()
 	}
 	if err := waitGroup(ctx, &s.sessionsWG); err != nil {
-		return fmt.Errorf("steward: close: waiting for session actors: %w", err)
+		return fmt.Errorf("engine: close: waiting for session actors: %w", err)
 	}
 	// Session actors flush through the storage actors, so those stop last.
 	s.stopOnce.Do(func() {
@@ -381,7 +403,7 @@ func (s *System) Close(ctx context.Context) error {
 		}
 	})
 	if err := waitGroup(ctx, &s.storersWG); err != nil {
-		return fmt.Errorf("steward: close: waiting for storage actors: %w", err)
+		return fmt.Errorf("engine: close: waiting for storage actors: %w", err)
 	}
 	s.as.Shutdown()
 	s.closed = true

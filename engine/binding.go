@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/steward-sessions/steward/actors"
 	"github.com/steward-sessions/steward/storage"
@@ -20,19 +21,33 @@ import (
 type Binding struct {
 	kind *RawKind
 
+	idView atomic.Pointer[string] // a copy of id for ID, which does not lock
+	in     string                 // the incoming ID if well-formed; never modified
+
 	mu        sync.Mutex // protects the fields below and serializes operations
 	incoming  bool       // the request carried an ID (well-formed or not)
-	id        string     // the current ID, "" for none
+	id        string     // the current ID, "" for none; set with setIDLocked
 	changed   bool       // id is new to the client: send it
 	cleared   bool       // the client's ID must go
 	refreshed bool       // the session's expiry moved forward
 	sealed    bool       // Outcome was taken
+
+	// Client-side kinds only.
+	sealer  Sealer
+	wire    string // what the client sent, until opened; then what to send
+	opened  bool   // wire was opened
+	value   []byte // the current value, nil for none
+	created int64  // when the session was created, Unix ns
 }
 
 // Outcome says what a transport must send back for a Binding.
 type Outcome struct {
-	// ID is the session's current ID, "" if the request has no session.
+	// ID is the session's current ID, "" if the request has no session
+	// (always "" for a client-side kind).
 	ID string
+	// Value is, for a client-side kind whose value changed, the sealed
+	// value to send.
+	Value string
 	// Changed says ID is new to the client (first set, renewal, or the
 	// client used an ID that was renewed): it must be sent.
 	Changed bool
@@ -49,7 +64,10 @@ type Outcome struct {
 func (k *RawKind) Bind(incoming string) *Binding {
 	b := &Binding{kind: k, incoming: incoming != ""}
 	if storage.ValidID(incoming) {
-		b.id = incoming
+		// No allocation for the common case: the view points into b, at a
+		// field that never changes.
+		b.id, b.in = incoming, incoming
+		b.idView.Store(&b.in)
 	}
 	return b
 }
@@ -61,9 +79,17 @@ func (b *Binding) Kind() *RawKind { return b.kind }
 // be valid yet. An incoming ID is returned before any operation confirmed
 // it exists.
 func (b *Binding) ID() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.id
+	if p := b.idView.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// setIDLocked changes the current ID. ID reads a copy without b.mu, so
+// that an update function may call it while its operation holds b.mu.
+func (b *Binding) setIDLocked(id string) {
+	b.id = id
+	b.idView.Store(&id)
 }
 
 // Outcome returns what the transport must send, and seals the Binding:
@@ -72,7 +98,11 @@ func (b *Binding) Outcome() Outcome {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sealed = true
-	return Outcome{ID: b.id, Changed: b.changed, Cleared: b.cleared, Refreshed: b.refreshed}
+	o := Outcome{ID: b.id, Changed: b.changed, Cleared: b.cleared, Refreshed: b.refreshed}
+	if b.sealer != nil && b.changed {
+		o.Value = b.wire
+	}
+	return o
 }
 
 // lateLocked logs a change that can no longer reach the client.
@@ -91,7 +121,8 @@ func (b *Binding) observeLocked(res actors.Result) {
 	if res.ID != "" && res.ID != b.id && res.Found {
 		// Reached through a renewed ID, or a new session: the client must
 		// learn the current ID.
-		b.id, b.changed, b.cleared = res.ID, true, false
+		b.setIDLocked(res.ID)
+		b.changed, b.cleared = true, false
 		b.lateLocked("ID changed")
 	}
 	if res.Refreshed {
@@ -103,12 +134,16 @@ func (b *Binding) observeLocked(res actors.Result) {
 func (b *Binding) get(ctx context.Context) actors.Result {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.sealer != nil {
+		b.openLocked()
+		return actors.Result{Value: b.value, Found: b.value != nil}
+	}
 	if b.id == "" {
 		return actors.Result{}
 	}
 	res := b.kind.do(ctx, b.id, &actors.Op{Code: actors.OpGet})
 	if res.Err == nil && !res.Found {
-		b.id = "" // unknown or expired: the client's ID is not ours
+		b.setIDLocked("") // unknown or expired: the client's ID is not ours
 	}
 	b.observeLocked(res)
 	return res
@@ -120,6 +155,13 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 func (b *Binding) update(ctx context.Context, fn func([]byte, bool) ([]byte, bool, error)) actors.Result {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.sealer != nil {
+		if err := ctx.Err(); err != nil {
+			return actors.Result{Err: err}
+		}
+		r := b.clientUpdateLocked(fn)
+		return actors.Result{Value: r.value, Found: r.found, Err: r.err}
+	}
 	if b.id != "" {
 		res := b.kind.do(ctx, b.id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: fn})
 		if res.Err != nil || res.Found {
@@ -129,7 +171,7 @@ func (b *Binding) update(ctx context.Context, fn func([]byte, bool) ([]byte, boo
 	}
 	res := b.kind.create(ctx, fn)
 	if res.Err == nil && res.Found {
-		b.id = ""
+		b.setIDLocked("")
 		b.observeLocked(res)
 	}
 	return res
@@ -140,6 +182,15 @@ func (b *Binding) update(ctx context.Context, fn func([]byte, bool) ([]byte, boo
 func (b *Binding) clear(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.sealer != nil {
+		b.openLocked()
+		if b.incoming || b.changed || b.value != nil {
+			b.cleared = true
+			b.lateLocked("cleared")
+		}
+		b.value, b.changed, b.wire = nil, false, ""
+		return nil
+	}
 	if b.id != "" {
 		if err := b.kind.do(ctx, b.id, &actors.Op{Code: actors.OpInvalidate}).Err; err != nil {
 			return err
@@ -149,7 +200,8 @@ func (b *Binding) clear(ctx context.Context) error {
 		b.cleared = true
 		b.lateLocked("cleared")
 	}
-	b.id, b.changed, b.refreshed = "", false, false
+	b.setIDLocked("")
+	b.changed, b.refreshed = false, false
 	return nil
 }
 
@@ -157,6 +209,15 @@ func (b *Binding) clear(ctx context.Context) error {
 func (b *Binding) renew(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.sealer != nil {
+		// A client-side session has no ID to fixate; renewing seals the
+		// value again (a fresh nonce under encryption).
+		b.openLocked()
+		if b.value == nil {
+			return ErrNoSession
+		}
+		return b.clientStoreLocked(b.value).err
+	}
 	if b.id == "" {
 		return ErrNoSession
 	}

@@ -1,6 +1,10 @@
 package engine
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/gob"
+	"encoding/json"
+)
 
 // Codec turns session values into bytes and back, as Ktor's session
 // serializers do. Implementations must be safe for concurrent use.
@@ -18,3 +22,23 @@ func (JSONCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Unmarshal implements Codec.
 func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// GobCodec encodes values with encoding/gob: compact for Go-only
+// deployments, and able to carry types JSON cannot (maps with struct keys,
+// say). Values that hold interfaces need their concrete types registered
+// with gob.Register.
+type GobCodec struct{}
+
+// Marshal implements Codec.
+func (GobCodec) Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Unmarshal implements Codec.
+func (GobCodec) Unmarshal(data []byte, v any) error {
+	return gob.NewDecoder(bytes.NewReader(data)).Decode(v)
+}

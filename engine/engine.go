@@ -56,6 +56,7 @@ type Stats struct {
 type Engine struct {
 	sys *actors.System
 	log *slog.Logger
+	now func() time.Time
 
 	mu     sync.Mutex // protects names, types and closed
 	names  map[string]*RawKind
@@ -72,15 +73,20 @@ func New(opts Options) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &Engine{
 		sys: actors.NewSystem(actors.Config{
 			Logger:         log,
-			Now:            opts.Now,
+			Now:            now,
 			Shards:         opts.Shards,
 			StorageActors:  opts.StorageActors,
 			PassivateAfter: opts.PassivateAfter,
 		}),
 		log:   log,
+		now:   now,
 		names: make(map[string]*RawKind),
 		types: make(map[reflect.Type]*RawKind),
 	}, nil
@@ -114,7 +120,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	var errs []error
 	closed := make(map[any]bool)
 	for _, k := range e.names {
-		c, ok := k.kind.Storage.(io.Closer)
+		c, ok := k.kind.Storage.(io.Closer) // false for client-side kinds
 		if !ok {
 			continue
 		}
@@ -135,7 +141,11 @@ func (e *Engine) Close(ctx context.Context) error {
 // Storage means its default.
 type KindOptions struct {
 	// Storage holds the kind's values on the server; only the session ID
-	// travels to the client. Required.
+	// travels to the client. Nil makes a client-side kind: the whole value
+	// travels to the client, signed or encrypted by the transport's
+	// transformers, and no actor or storage is involved. For a client-side
+	// kind IdleTimeout counts from the last write (reads do not resend the
+	// value), and RenewGrace and NewID do not apply.
 	Storage storage.Storage
 
 	// Codec encodes the kind's values. Nil: JSONCodec.
@@ -183,9 +193,6 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 	if name == "" {
 		return nil, fmt.Errorf("%w: empty session name", ErrConfig)
 	}
-	if opts.Storage == nil {
-		return nil, fmt.Errorf("%w: session %q has no Storage", ErrConfig, name)
-	}
 	gen := opts.NewID
 	if gen == nil {
 		gen = newUUID
@@ -221,8 +228,10 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 			return nil, fmt.Errorf("%w: type %v is already the type of %q", ErrKindExists, typ, other.kind.Name)
 		}
 	}
-	e.sys.AddKind(k)
-	rk := &RawKind{eng: e, kind: k, codec: codec}
+	rk := &RawKind{eng: e, kind: k, codec: codec, client: opts.Storage == nil}
+	if !rk.client {
+		e.sys.AddKind(k)
+	}
 	e.names[name] = rk
 	if typ != nil {
 		e.types[typ] = rk

@@ -395,8 +395,12 @@ func TestRegister(t *testing.T) {
 	if _, err := engine.RegisterRaw(eng, "A", engine.KindOptions{Storage: s}); !errors.Is(err, engine.ErrKindExists) {
 		t.Fatalf("raw, same name: %v", err)
 	}
-	if _, err := engine.Register[other](eng, "C", engine.KindOptions{}); !errors.Is(err, engine.ErrConfig) {
-		t.Fatalf("no storage: %v", err)
+	client, err := engine.Register[other](eng, "C", engine.KindOptions{}) // no storage: client-side
+	if err != nil || !client.Raw().ClientSide() {
+		t.Fatalf("client-side kind: %v", err)
+	}
+	if err := client.Invalidate(t.Context(), "x"); !errors.Is(err, engine.ErrServerSideOnly) {
+		t.Fatalf("Invalidate on a client-side kind: %v", err)
 	}
 	if _, err := engine.Register[other](eng, "", engine.KindOptions{Storage: s}); !errors.Is(err, engine.ErrConfig) {
 		t.Fatalf("no name: %v", err)
@@ -583,5 +587,24 @@ func TestUndecodableValue(t *testing.T) {
 	v, err := k.Update(ctx, func(c *counter) error { c.N++; return nil })
 	if err != nil || v.N != 1 {
 		t.Fatalf("Update over an undecodable value = %+v, %v", v, err)
+	}
+}
+
+// TestIDInsideUpdate: an update function may ask for the request's ID.
+func TestIDInsideUpdate(t *testing.T) {
+	eng := newEngine(t, engine.Options{})
+	k, err := engine.Register[counter](eng, "S", engine.KindOptions{Storage: storage.FromBytes(newMapStore())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := engine.WithBindings(t.Context(), k.Raw().Bind(""))
+	_ = k.Set(ctx, counter{})
+	want := k.ID(ctx)
+	var seen string
+	if _, err := k.Update(ctx, func(c *counter) error { seen = k.ID(ctx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if seen != want || want == "" {
+		t.Fatalf("ID inside Update = %q, want %q", seen, want)
 	}
 }

@@ -20,14 +20,18 @@ import (
 // IDs come only from Create and Renew. An ID renewed less than the kind's
 // RenewGrace ago still reaches its session.
 //
+// For a client-side kind (registered without a Storage) every method but
+// Name returns ErrServerSideOnly: its sessions have no ID.
+//
 // Every method that takes a context may block on the session's actor and
 // its storage. If ctx ends before the operation starts, it is not applied
 // and ctx's error is returned; once started, it completes even if the
 // caller stopped waiting.
 type RawKind struct {
-	eng   *Engine
-	kind  *actors.Kind
-	codec Codec
+	eng    *Engine
+	kind   *actors.Kind
+	codec  Codec
+	client bool // no storage: values travel to the client
 }
 
 // RegisterRaw registers a session kind without a Go type, for callers that
@@ -46,7 +50,21 @@ func (k *RawKind) Name() string { return k.kind.Name }
 // Logger returns the engine's logger, for transports.
 func (k *RawKind) Logger() *slog.Logger { return k.eng.log }
 
+// check refuses IDs that cannot have a session, before any actor.
+func (k *RawKind) check(id string) error {
+	if k.client {
+		return ErrServerSideOnly
+	}
+	if !storage.ValidID(id) {
+		return ErrNoSession
+	}
+	return nil
+}
+
 func (k *RawKind) do(ctx context.Context, id string, op *actors.Op) actors.Result {
+	if k.client {
+		return actors.Result{Err: ErrServerSideOnly}
+	}
 	return k.eng.sys.Do(ctx, k.kind, id, op)
 }
 
@@ -63,6 +81,9 @@ func (k *RawKind) Create(ctx context.Context, value []byte) (string, error) {
 
 // create runs fn on a new ID.
 func (k *RawKind) create(ctx context.Context, fn func([]byte, bool) ([]byte, bool, error)) actors.Result {
+	if k.client {
+		return actors.Result{Err: ErrServerSideOnly}
+	}
 	id, err := k.kind.NewID()
 	if err != nil {
 		return actors.Result{Err: err}
@@ -72,8 +93,8 @@ func (k *RawKind) create(ctx context.Context, fn func([]byte, bool) ([]byte, boo
 
 // Load returns the value of session id, or ErrNoSession.
 func (k *RawKind) Load(ctx context.Context, id string) ([]byte, error) {
-	if !storage.ValidID(id) {
-		return nil, ErrNoSession
+	if err := k.check(id); err != nil {
+		return nil, err
 	}
 	res := k.do(ctx, id, &actors.Op{Code: actors.OpGet})
 	if res.Err != nil {
@@ -102,8 +123,8 @@ func (k *RawKind) Store(ctx context.Context, id string, value []byte) error {
 // error, nothing is stored and Update returns that error. Update returns
 // the stored value, or ErrNoSession if id has no session.
 func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]byte, error)) ([]byte, error) {
-	if !storage.ValidID(id) {
-		return nil, ErrNoSession
+	if err := k.check(id); err != nil {
+		return nil, err
 	}
 	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: func(old []byte, _ bool) ([]byte, bool, error) {
 		v, err := fn(old)
@@ -126,6 +147,9 @@ func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]
 // ends the renewed session too. Invalidating an ID that has no session is
 // not an error.
 func (k *RawKind) Invalidate(ctx context.Context, id string) error {
+	if k.client {
+		return ErrServerSideOnly
+	}
 	if !storage.ValidID(id) {
 		return nil
 	}
@@ -136,8 +160,8 @@ func (k *RawKind) Invalidate(ctx context.Context, id string) error {
 // new ID; call it on login (against session fixation). The old ID keeps
 // reaching the session for the kind's RenewGrace, then ends.
 func (k *RawKind) Renew(ctx context.Context, id string) (string, error) {
-	if !storage.ValidID(id) {
-		return "", ErrNoSession
+	if err := k.check(id); err != nil {
+		return "", err
 	}
 	res := k.do(ctx, id, &actors.Op{Code: actors.OpRenew})
 	if res.Err != nil {

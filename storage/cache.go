@@ -204,6 +204,10 @@ func (c *Cache) Stats() CacheStats {
 	return st
 }
 
+// NonBlocking implements NonBlocking: a Cache blocks when what it wraps
+// does, on a miss or a write.
+func (c *Cache) NonBlocking() bool { return nonBlocking(c.inner) }
+
 // Close closes the inner storage if it has a Close method.
 func (c *Cache) Close() error {
 	if c.closer != nil {

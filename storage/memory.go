@@ -233,6 +233,10 @@ func (m *Memory) Invalidate(ctx context.Context, id string) error {
 	return m.Delete(ctx, id)
 }
 
+// NonBlocking implements NonBlocking: a Memory never waits for I/O, so the
+// engine calls it directly from the session actor.
+func (m *Memory) NonBlocking() bool { return true }
+
 // Len returns the number of values the Memory holds, counting expired
 // values that have not been removed yet.
 func (m *Memory) Len() int {

@@ -66,6 +66,22 @@ type BytesStorage interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// NonBlocking is implemented by storages whose calls never wait for I/O,
+// such as Memory. The engine calls such a storage directly from the
+// session actor, sparing a goroutine hand-off per call; every other storage
+// runs behind the engine's storage actors, which bound the concurrent calls
+// and keep slow I/O off the callers' goroutines. NonBlocking reports whether
+// that holds; a wrapper answers for what it wraps.
+type NonBlocking interface {
+	NonBlocking() bool
+}
+
+// nonBlocking reports whether s implements NonBlocking and says true.
+func nonBlocking(s any) bool {
+	nb, ok := s.(NonBlocking)
+	return ok && nb.NonBlocking()
+}
+
 // FromBytes turns a BytesStorage into a Storage. The returned value also
 // implements BytesStorage, which the engine uses directly to skip the
 // stream copies.
@@ -110,6 +126,9 @@ func (a bytesAdapter) Invalidate(ctx context.Context, id string) error {
 	return a.Delete(ctx, id)
 }
 
+// NonBlocking implements NonBlocking for what the adapter wraps.
+func (a bytesAdapter) NonBlocking() bool { return nonBlocking(a.BytesStorage) }
+
 // Close closes the wrapped storage when it has a Close method.
 func (a bytesAdapter) Close() error {
 	if c, ok := a.BytesStorage.(io.Closer); ok {
@@ -152,6 +171,9 @@ func (a streamAdapter) Save(ctx context.Context, id string, data []byte, expires
 func (a streamAdapter) Delete(ctx context.Context, id string) error {
 	return a.s.Invalidate(ctx, id)
 }
+
+// NonBlocking implements NonBlocking for what the adapter wraps.
+func (a streamAdapter) NonBlocking() bool { return nonBlocking(a.s) }
 
 // Close closes the wrapped storage when it has a Close method.
 func (a streamAdapter) Close() error {
