@@ -193,6 +193,13 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 	if name == "" {
 		return nil, fmt.Errorf("%w: empty session name", ErrConfig)
 	}
+	for _, c := range []byte(name) {
+		if c < 0x20 || c == 0x7f {
+			// Names are the transformers' associated data and go into
+			// cookies and headers: no control characters.
+			return nil, fmt.Errorf("%w: session name %q has a control character", ErrConfig, name)
+		}
+	}
 	gen := opts.NewID
 	if gen == nil {
 		gen = newUUID

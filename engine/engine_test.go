@@ -405,6 +405,9 @@ func TestRegister(t *testing.T) {
 	if _, err := engine.Register[other](eng, "", engine.KindOptions{Storage: s}); !errors.Is(err, engine.ErrConfig) {
 		t.Fatalf("no name: %v", err)
 	}
+	if _, err := engine.Register[other](eng, "a\x00b", engine.KindOptions{Storage: s}); !errors.Is(err, engine.ErrConfig) {
+		t.Fatalf("NUL in the name: %v", err)
+	}
 	if _, err := engine.New(engine.Options{Shards: -1}); !errors.Is(err, engine.ErrConfig) {
 		t.Fatalf("negative shards: %v", err)
 	}

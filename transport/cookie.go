@@ -71,7 +71,7 @@ type CookieConfig struct {
 // On the request side, if several cookies have the name (a cookie set for
 // another path or a parent domain, say), the first whose value is a
 // well-formed session ID is used; other values are ignored.
-func Cookie(k Kind, cfg CookieConfig) Binding {
+func Cookie(k Kind, cfg CookieConfig, ts ...Transformer) Binding {
 	raw, err := rawOf(k)
 	if err != nil {
 		return Binding{err: err}
@@ -80,12 +80,16 @@ func Cookie(k Kind, cfg CookieConfig) Binding {
 	if err != nil {
 		return Binding{err: err}
 	}
-	return Binding{
+	b := Binding{
 		kind:      raw,
 		transport: t,
 		refresh:   t.SendsOnRefresh(),
 		slot:      "cookie " + t.name + " (path " + t.path + ", domain " + strings.ToLower(strings.TrimPrefix(t.domain, ".")) + ")",
+	}.withTransformers(ts, len(t.prefix)+len(t.suffix))
+	if b.seal != nil {
+		t.max = MaxValueLen - b.seal.overhead
 	}
+	return b
 }
 
 // cookieTransport is the Transport of Cookie. Its Set-Cookie lines are
@@ -93,6 +97,7 @@ func Cookie(k Kind, cfg CookieConfig) Binding {
 type cookieTransport struct {
 	name, path, domain string
 	maxAge             int
+	max                int    // the longest value accepted: an ID, or a sealed value
 	prefix             string // "name="
 	suffix             string // "; Path=...; ..." after the value
 	clear              string // the whole Set-Cookie line that expires the cookie
@@ -156,6 +161,7 @@ func newCookieTransport(kindName string, cfg CookieConfig) (*cookieTransport, er
 		maxAge: c.MaxAge,
 		prefix: c.Name + "=",
 		suffix: line[len(c.Name)+1:],
+		max:    storage.MaxIDLen,
 	}
 	c.MaxAge = -1
 	c.Expires = time.Unix(0, 0)
@@ -184,7 +190,7 @@ func (t *cookieTransport) Receive(r *http.Request) string {
 			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
 				val = val[1 : len(val)-1]
 			}
-			if storage.ValidID(val) {
+			if validWire(val, t.max) {
 				return val
 			}
 		}
@@ -194,7 +200,7 @@ func (t *cookieTransport) Receive(r *http.Request) string {
 
 // Send implements Transport.
 func (t *cookieTransport) Send(w http.ResponseWriter, id string) {
-	if !storage.ValidID(id) {
+	if !validWire(id, t.max) {
 		return // never put what could be an attribute into the header
 	}
 	t.set(w.Header(), t.prefix+id+t.suffix)

@@ -1,7 +1,8 @@
-// Package transport carries server-side session IDs over HTTP: net/http
-// middleware that reads each request's session IDs from cookies or headers,
-// hands them to the engine, and sends new, renewed or cleared IDs back, the
-// counterpart of Ktor's Sessions plugin and its SessionTransport.
+// Package transport carries sessions over HTTP: net/http middleware that
+// reads each request's session IDs (server-side sessions) or values
+// (client-side sessions) from cookies or headers, hands them to the engine,
+// and sends new, renewed or cleared ones back, the counterpart of Ktor's
+// Sessions plugin, its SessionTransport and its transformers.
 //
 // # Bindings
 //
@@ -56,6 +57,27 @@
 // [storage.ValidID]) and ignore the rest, whatever its size; the engine never
 // adopts an ID it did not issue, so a request with an unknown ID has no
 // session and gets a fresh, server-generated ID when it first stores one.
+//
+// # Transformers and client-side sessions
+//
+// Cookie, Header and Custom take [Transformer]s, applied in order to what
+// travels and undone in reverse order on the way back: [Encrypt] (AES-GCM,
+// the session name as associated data), [Sign] (HMAC-SHA256) and [Digest]
+// (integrity only). Each takes several keys so that keys can rotate: the
+// first writes, all read.
+//
+// A kind registered without a Storage is client-side: its whole value
+// travels, encoded by its codec, framed by the engine with its creation and
+// last-write times, transformed, and base64url-encoded. Such a binding
+// needs Encrypt or Sign (a configuration error otherwise). A value that
+// fails verification, has expired, or does not decode is no session, and
+// the client's copy is cleared; a write whose value would not fit in a
+// 4096-byte cookie fails with [ErrTooLarge] and sends nothing. Two requests
+// of one client-side session each work on their own copy: use a server-side
+// kind where concurrent updates must all count.
+//
+// With transformers, a server-side kind's ID travels sealed too (signed,
+// typically), so that a forged or guessed ID is refused before any lookup.
 //
 // # Custom transports
 //

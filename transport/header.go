@@ -33,7 +33,7 @@ type HeaderConfig struct {
 // and `Cache-Control: no-cache="<name>"`. If the request has several values
 // (several header lines, or a comma-separated list), the first well-formed
 // session ID is used.
-func Header(k Kind, cfg HeaderConfig) Binding {
+func Header(k Kind, cfg HeaderConfig, ts ...Transformer) Binding {
 	raw, err := rawOf(k)
 	if err != nil {
 		return Binding{err: err}
@@ -49,11 +49,12 @@ func Header(k Kind, cfg HeaderConfig) Binding {
 	if reserved(key) {
 		return Binding{err: fmt.Errorf("%w: transport: session %q: header %q is interpreted by HTTP or proxies and cannot carry a session ID", engine.ErrConfig, raw.Name(), name)}
 	}
-	return Binding{
-		kind:      raw,
-		transport: &headerTransport{key: key, noCache: `no-cache="` + key + `"`},
-		slot:      "header " + key,
+	t := &headerTransport{key: key, noCache: `no-cache="` + key + `"`, max: storage.MaxIDLen}
+	b := Binding{kind: raw, transport: t, slot: "header " + key}.withTransformers(ts, 0)
+	if b.seal != nil {
+		t.max = MaxValueLen
 	}
+	return b
 }
 
 // reserved reports whether the canonical header name key is one a session
@@ -72,6 +73,7 @@ func reserved(key string) bool {
 type headerTransport struct {
 	key     string // the canonical header name
 	noCache string // `no-cache="<key>"`
+	max     int    // the longest value accepted: an ID, or a sealed value
 }
 
 // Receive implements Transport: the first well-formed ID among the header's
@@ -81,7 +83,7 @@ func (t *headerTransport) Receive(r *http.Request) string {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ",")
-			if part = textproto.TrimString(part); storage.ValidID(part) {
+			if part = textproto.TrimString(part); validWire(part, t.max) {
 				return part
 			}
 		}
@@ -91,7 +93,7 @@ func (t *headerTransport) Receive(r *http.Request) string {
 
 // Send implements Transport.
 func (t *headerTransport) Send(w http.ResponseWriter, id string) {
-	if !storage.ValidID(id) {
+	if !validWire(id, t.max) {
 		return
 	}
 	t.set(w.Header(), id)

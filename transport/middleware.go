@@ -65,7 +65,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range h.bindings {
 		b := &h.bindings[i]
-		bs = append(bs, b.kind.Bind(b.transport.Receive(r)))
+		in := b.transport.Receive(r)
+		switch {
+		case b.client:
+			bs = append(bs, b.kind.BindClient(in, b.seal))
+		case b.seal != nil:
+			bs = append(bs, b.kind.Bind(b.seal.openID(in)))
+		default:
+			bs = append(bs, b.kind.Bind(in))
+		}
 	}
 	rw.bs = bs
 	h.next.ServeHTTP(rw, r.WithContext(engine.WithBindings(r.Context(), bs...)))
@@ -93,8 +101,21 @@ func (w *responseWriter) apply() {
 		switch {
 		case o.Cleared:
 			t.transport.Clear(w.ResponseWriter)
+		case t.client:
+			if o.Changed && o.Value != "" {
+				t.transport.Send(w.ResponseWriter, o.Value)
+			}
 		case o.ID != "" && (o.Changed || o.Refreshed && t.refresh):
-			t.transport.Send(w.ResponseWriter, o.ID)
+			id := o.ID
+			if t.seal != nil {
+				v, err := t.seal.Seal([]byte(id))
+				if err != nil {
+					t.kind.Logger().Error("transport: sealing a session ID", "kind", t.kind.Name(), "error", err)
+					continue
+				}
+				id = v
+			}
+			t.transport.Send(w.ResponseWriter, id)
 		}
 	}
 }

@@ -59,14 +59,18 @@ type Kind interface {
 type Binding struct {
 	kind      *engine.RawKind
 	transport Transport
-	refresh   bool   // the transport sends the ID again when its expiry moved
-	slot      string // where on the wire the ID travels, "" if unknown
+	refresh   bool    // the transport sends the ID again when its expiry moved
+	slot      string  // where on the wire the ID travels, "" if unknown
+	client    bool    // the kind is client-side: the value travels
+	seal      *sealer // the transformers; nil for a plain server-side ID
 	err       error
 }
 
-// Custom binds kind k to the user-written Transport t. If t is a Refresher,
-// its SendsOnRefresh is asked once, here.
-func Custom(k Kind, t Transport) Binding {
+// Custom binds kind k to the user-written Transport t, with transformers ts
+// applied to what it carries (see Cookie). If t is a Refresher, its
+// SendsOnRefresh is asked once, here. What Receive returns and Send is
+// given is then base64url text of at most MaxValueLen bytes.
+func Custom(k Kind, t Transport, ts ...Transformer) Binding {
 	raw, err := rawOf(k)
 	if err != nil {
 		return Binding{err: err}
@@ -78,7 +82,7 @@ func Custom(k Kind, t Transport) Binding {
 	if r, ok := t.(Refresher); ok {
 		b.refresh = r.SendsOnRefresh()
 	}
-	return b
+	return b.withTransformers(ts, 0)
 }
 
 // rawOf returns k's RawKind, or a configuration error for a nil kind.

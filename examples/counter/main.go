@@ -3,6 +3,7 @@
 // update.
 //
 //	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage memory] [-transport cookie|header]
+//	                          [-mode server|client] [-secret HEX]
 //
 // It prints "listening on http://ADDR" once it accepts connections and
 // closes gracefully on SIGINT or SIGTERM. The endpoints:
@@ -12,15 +13,22 @@
 //	POST /renew      200 {"count": N}  same value under a new session ID
 //	POST /logout     204               session cleared, cookie expired / header emptied
 //
-// The session ID travels in the cookie SESSION_ID (cookie transport) or the
-// header X-Session (header transport). A storage failure answers 503 with a
-// JSON error body. Try it:
+// In server mode (the default) the session ID travels in the cookie
+// SESSION_ID (cookie transport) or the header X-Session (header transport)
+// and the count lives in the storage. In client mode the count itself
+// travels, encrypted (AES-GCM), in the cookie SESSION or the header
+// X-Session. -secret is the key, 32 bytes in hex: it encrypts the value in
+// client mode and signs the ID in server mode; without it client mode uses a
+// random key (sessions do not survive a restart) and server mode sends bare
+// IDs. A storage failure answers 503 with a JSON error body. Try it:
 //
 //	curl -c jar -b jar -X POST http://127.0.0.1:8080/increment
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -49,6 +57,8 @@ type config struct {
 	Addr      string
 	Storage   string // memory
 	Transport string // cookie | header
+	Mode      string // server | client
+	Secret    string // hex key; "" for none
 	Verbose   bool
 
 	// PassivateAfter is the engine's passivation timeout (tests shorten
@@ -62,7 +72,9 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	flag.StringVar(&cfg.Storage, "storage", "memory", "where sessions live: memory")
-	flag.StringVar(&cfg.Transport, "transport", "cookie", "how the session ID travels: cookie | header")
+	flag.StringVar(&cfg.Transport, "transport", "cookie", "how the session travels: cookie | header")
+	flag.StringVar(&cfg.Mode, "mode", "server", "server: the count lives in the storage; client: it travels, encrypted")
+	flag.StringVar(&cfg.Secret, "secret", "", "32-byte key in hex: encrypts in client mode, signs the ID in server mode")
 	flag.BoolVar(&cfg.Verbose, "v", false, "log the engine's debug messages to stderr")
 	flag.Parse()
 	if err := run(cfg, os.Stdout); err != nil {
@@ -122,13 +134,33 @@ func newApp(cfg config) (*app, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	store := cfg.store
-	switch {
-	case store != nil:
-	case cfg.Storage == "memory":
-		store = storage.NewMemory(storage.MemoryOptions{})
+	key, err := parseSecret(cfg.Secret)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		store storage.Storage // nil in client mode
+		name  = "SESSION_ID"
+		ts    []transport.Transformer
+	)
+	switch cfg.Mode {
+	case "", "server":
+		if store, err = openStorage(cfg); err != nil {
+			return nil, err
+		}
+		if key != nil {
+			ts = append(ts, transport.Sign(key))
+		}
+	case "client":
+		name = "SESSION"
+		if key == nil {
+			key = make([]byte, 32)
+			_, _ = rand.Read(key)
+			logger.Warn("client mode without -secret: a random key is used, sessions end when the server stops")
+		}
+		ts = append(ts, transport.Encrypt(key))
 	default:
-		return nil, fmt.Errorf("unknown -storage %q (want memory)", cfg.Storage)
+		return nil, fmt.Errorf("unknown -mode %q (want server or client)", cfg.Mode)
 	}
 
 	eng, err := engine.New(engine.Options{Logger: logger, PassivateAfter: cfg.PassivateAfter})
@@ -140,16 +172,16 @@ func newApp(cfg config) (*app, error) {
 		_ = eng.Close(context.Background())
 		return nil, err
 	}
-	a.counts, err = engine.Register[Count](eng, "SESSION_ID", engine.KindOptions{Storage: store})
+	a.counts, err = engine.Register[Count](eng, name, engine.KindOptions{Storage: store})
 	if err != nil {
 		return fail(err)
 	}
 	var binding transport.Binding
 	switch cfg.Transport {
 	case "cookie":
-		binding = transport.Cookie(a.counts, transport.CookieConfig{Name: "SESSION_ID"})
+		binding = transport.Cookie(a.counts, transport.CookieConfig{Name: name}, ts...)
 	case "header":
-		binding = transport.Header(a.counts, transport.HeaderConfig{Name: "X-Session"})
+		binding = transport.Header(a.counts, transport.HeaderConfig{Name: "X-Session"}, ts...)
 	default:
 		return fail(fmt.Errorf("unknown -transport %q (want cookie or header)", cfg.Transport))
 	}
@@ -168,6 +200,30 @@ func newApp(cfg config) (*app, error) {
 }
 
 func (a *app) close(ctx context.Context) error { return a.eng.Close(ctx) }
+
+// openStorage opens the storage that -storage names.
+func openStorage(cfg config) (storage.Storage, error) {
+	if cfg.store != nil {
+		return cfg.store, nil
+	}
+	switch cfg.Storage {
+	case "memory":
+		return storage.NewMemory(storage.MemoryOptions{}), nil
+	}
+	return nil, fmt.Errorf("unknown -storage %q (want memory)", cfg.Storage)
+}
+
+// parseSecret decodes -secret: 32 bytes in hex, or nothing.
+func parseSecret(h string) ([]byte, error) {
+	if h == "" {
+		return nil, nil
+	}
+	key, err := hex.DecodeString(h)
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("-secret must be 32 bytes in hex (64 hex digits), e.g. from: openssl rand -hex 32")
+	}
+	return key, nil
+}
 
 func (a *app) get(w http.ResponseWriter, r *http.Request) {
 	c, _, err := a.counts.Get(r.Context())

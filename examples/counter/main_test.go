@@ -386,3 +386,74 @@ func cookieValue(resp *http.Response, name string) string {
 	}
 	return ""
 }
+
+const testSecret = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+// TestClientMode: the count travels encrypted in the SESSION cookie or the
+// X-Session header; the endpoints behave as in server mode.
+func TestClientMode(t *testing.T) {
+	for _, tr := range []string{"cookie", "header"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := newTestServer(t, config{Mode: "client", Secret: testSecret, Transport: tr})
+			c := ts.client(tr == "header")
+			for want := 1; want <= 3; want++ {
+				status, n, resp := c.do("POST", "/increment")
+				if status != 200 || n != want {
+					t.Fatalf("increment: %d %d", status, n)
+				}
+				if tr == "cookie" && cookieValue(resp, "SESSION") == "" {
+					t.Fatal("no SESSION cookie")
+				}
+			}
+			if status, n, _ := c.do("POST", "/renew"); status != 200 || n != 3 {
+				t.Fatalf("renew: %d %d", status, n)
+			}
+			if got := c.count(); got != 3 {
+				t.Fatalf("count = %d", got)
+			}
+			c.do("POST", "/logout")
+			if got := c.count(); got != 0 {
+				t.Fatalf("count after logout = %d", got)
+			}
+			if n := ts.app.eng.Stats().Spawned; n != 0 {
+				t.Fatalf("client mode spawned %d actors", n)
+			}
+		})
+	}
+	// A value sealed under one secret does not read under another.
+	a := newTestServer(t, config{Mode: "client", Secret: testSecret})
+	c := a.client(false)
+	_, _, resp := c.do("POST", "/increment")
+	v := cookieValue(resp, "SESSION")
+	b := newTestServer(t, config{Mode: "client", Secret: strings.Repeat("ab", 32)})
+	req, _ := http.NewRequest("GET", b.srv.URL+"/", nil)
+	req.Header.Set("Cookie", "SESSION="+v)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var body struct{ Count int }
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	if r.StatusCode != 200 || body.Count != 0 {
+		t.Fatalf("a value under another key: %d %d", r.StatusCode, body.Count)
+	}
+}
+
+// TestSignedIDs: with -secret in server mode the cookie carries a signed ID.
+func TestSignedIDs(t *testing.T) {
+	ts := newTestServer(t, config{Secret: testSecret})
+	c := ts.client(false)
+	_, _, resp := c.do("POST", "/increment")
+	if v := cookieValue(resp, "SESSION_ID"); len(v) <= 36 {
+		t.Fatalf("cookie %q is not a signed ID", v)
+	}
+	if got := c.count(); got != 1 {
+		t.Fatalf("count = %d", got)
+	}
+	for _, bad := range []config{{Secret: "zz"}, {Secret: "00"}, {Mode: "sideways"}} {
+		if _, err := newApp(bad); err == nil {
+			t.Fatalf("config %+v accepted", bad)
+		}
+	}
+}
