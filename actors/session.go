@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/steward-sessions/steward/storage"
@@ -24,6 +26,18 @@ const (
 	// the kind's grace period.
 	OpRenew
 )
+
+// maxConflicts bounds how often an update is re-run after conflicting
+// with another engine instance's write.
+const maxConflicts = 32
+
+// conflictBackoff is how long an update waits before its attempt-th retry:
+// a random part of a window that doubles from 10µs up to 2ms, so that
+// instances racing for one session fall out of step.
+func conflictBackoff(attempt int) time.Duration {
+	window := min(10*time.Microsecond<<min(attempt, 16), 2*time.Millisecond)
+	return rand.N(window)
+}
 
 // maxHops bounds how many renewed IDs an operation follows: one hop per
 // renewal made within the grace period of the ID the client holds.
@@ -94,6 +108,7 @@ type sessionActor struct {
 	expires int64  // Unix ns, 0 for none: the exact sliding expiry
 	stored  int64  // the expiry last written to the storage
 	value   []byte
+	version uint64 // the stored version (Versioned storages), 0 for none
 
 	// handedOn says the current operation was answered or forwarded.
 	handedOn bool
@@ -146,6 +161,12 @@ func (sa *sessionActor) handle(op *Op) {
 		return
 	}
 	now := sa.sys.now().UnixNano()
+	if sa.kind.versioned != nil && op.Code != OpUpdate && !op.Fresh {
+		// Other instances write this session too: read it anew. (An
+		// update works on what it holds; its conditional write catches a
+		// stale copy.)
+		sa.loaded = false
+	}
 	if !sa.loaded {
 		if op.Fresh {
 			sa.loaded = true
@@ -178,42 +199,61 @@ func (sa *sessionActor) handle(op *Op) {
 	case OpRenew:
 		sa.renew(op, now)
 	default:
-		sa.finish(op, Result{Err: fmt.Errorf("steward: unknown operation %d", op.Code)})
+		sa.finish(op, Result{Err: fmt.Errorf("engine: unknown operation %d", op.Code)})
 	}
 }
 
 func (sa *sessionActor) update(op *Op, now int64) {
-	if !sa.exists && op.MustExist {
-		sa.finish(op, Result{ID: sa.id})
+	for attempt := 1; ; attempt++ {
+		if !sa.exists && op.MustExist {
+			sa.finish(op, Result{ID: sa.id})
+			return
+		}
+		var old []byte
+		if sa.exists {
+			old = sa.value
+		}
+		value, write, err := callFn(op.Fn, old, sa.exists)
+		if err != nil {
+			sa.finish(op, Result{Err: err})
+			return
+		}
+		if !write {
+			refreshed := sa.touch(op.ctx, now)
+			sa.finish(op, Result{ID: sa.id, Value: sa.value, Found: sa.exists, Refreshed: refreshed})
+			return
+		}
+		created := sa.created
+		if !sa.exists {
+			created = now
+		}
+		exp := sa.kind.expiry(created, now)
+		rec := encodeRecord(record{created: created, expires: exp, payload: value})
+		err = sa.writeOwn(op.ctx, rec, exp)
+		if errors.Is(err, storage.ErrConflict) {
+			// Another instance wrote first; its value is adopted: run the
+			// function again on it.
+			sa.expire(op.ctx, now)
+			switch {
+			case sa.alias != "":
+				sa.forward(op) // renewed meanwhile
+				return
+			case attempt >= maxConflicts:
+				sa.finish(op, Result{Err: fmt.Errorf("%w (%d attempts)", ErrConflict, attempt)})
+				return
+			}
+			time.Sleep(conflictBackoff(attempt))
+			continue
+		}
+		if err != nil {
+			sa.finish(op, Result{Err: err})
+			return
+		}
+		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
+		sa.exists, sa.value, sa.created, sa.expires, sa.stored = true, value, created, exp, exp
+		sa.finish(op, Result{ID: sa.id, Value: value, Found: true, Refreshed: refreshed})
 		return
 	}
-	var old []byte
-	if sa.exists {
-		old = sa.value
-	}
-	value, write, err := callFn(op.Fn, old, sa.exists)
-	if err != nil {
-		sa.finish(op, Result{Err: err})
-		return
-	}
-	if !write {
-		refreshed := sa.touch(op.ctx, now)
-		sa.finish(op, Result{ID: sa.id, Value: sa.value, Found: sa.exists, Refreshed: refreshed})
-		return
-	}
-	created := sa.created
-	if !sa.exists {
-		created = now
-	}
-	exp := sa.kind.expiry(created, now)
-	rec := encodeRecord(record{created: created, expires: exp, payload: value})
-	if err := sa.storageWrite(op.ctx, sa.id, sa.hash, rec, exp); err != nil {
-		sa.finish(op, Result{Err: err})
-		return
-	}
-	refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
-	sa.exists, sa.value, sa.created, sa.expires, sa.stored = true, value, created, exp, exp
-	sa.finish(op, Result{ID: sa.id, Value: value, Found: true, Refreshed: refreshed})
 }
 
 func (sa *sessionActor) renew(op *Op, now int64) {
@@ -223,7 +263,7 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 	}
 	newID, err := sa.kind.NewID()
 	if err != nil {
-		sa.finish(op, Result{Err: fmt.Errorf("steward: new session ID: %w", err)})
+		sa.finish(op, Result{Err: fmt.Errorf("engine: new session ID: %w", err)})
 		return
 	}
 	exp := sa.kind.expiry(sa.created, now)
@@ -240,25 +280,28 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 			aliasExp = exp
 		}
 		alias := encodeRecord(record{alias: true, created: sa.created, expires: aliasExp, payload: []byte(newID)})
-		err = sa.storageWrite(op.ctx, sa.id, sa.hash, alias, aliasExp)
-		sa.alias, sa.expires, sa.stored = newID, aliasExp, aliasExp
-	} else {
-		_, err = sa.storageCall(op.ctx, stDelete, sa.id, sa.hash, nil, 0)
-		sa.alias, sa.expires, sa.stored = "", 0, 0
+		if err = sa.writeOwn(op.ctx, alias, aliasExp); err == nil {
+			sa.alias, sa.expires, sa.stored = newID, aliasExp, aliasExp
+		}
+	} else if _, err = sa.storageCall(op.ctx, stDelete, sa.id, sa.hash, nil, 0, 0); err == nil {
+		sa.alias, sa.expires, sa.stored, sa.version = "", 0, 0, 0
 	}
-	sa.exists, sa.value = false, nil
 	if err != nil {
 		// The value lives under both IDs now; drop the new one so that a
 		// failed renewal leaves one session, and read the old ID's state
 		// again rather than trust a guess.
-		if _, derr := sa.storageCall(op.ctx, stDelete, newID, h, nil, 0); derr != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			err = fmt.Errorf("%w: another instance wrote the session during Renew", ErrConflict)
+		}
+		if _, derr := sa.storageCall(op.ctx, stDelete, newID, h, nil, 0, 0); derr != nil {
 			sa.sys.log.Error("engine: a failed renewal left an orphan session; it expires on its own",
 				"kind", sa.kind.Name, "error", derr)
 		}
-		sa.loaded, sa.alias, sa.expires, sa.stored = false, "", 0, 0
+		sa.loaded = false
 		sa.finish(op, Result{Err: err})
 		return
 	}
+	sa.exists, sa.value = false, nil
 	sa.finish(op, Result{ID: newID, Value: value, Found: true, Refreshed: true})
 }
 
@@ -285,10 +328,10 @@ func (sa *sessionActor) forward(op *Op) {
 
 // remove deletes the stored state of this ID.
 func (sa *sessionActor) remove(ctx context.Context) error {
-	if _, err := sa.storageCall(ctx, stDelete, sa.id, sa.hash, nil, 0); err != nil {
+	if _, err := sa.storageCall(ctx, stDelete, sa.id, sa.hash, nil, 0, 0); err != nil {
 		return err
 	}
-	sa.exists, sa.value, sa.alias, sa.expires, sa.stored = false, nil, "", 0, 0
+	sa.exists, sa.value, sa.alias, sa.expires, sa.stored, sa.version = false, nil, "", 0, 0, 0
 	return nil
 }
 
@@ -298,7 +341,7 @@ func (sa *sessionActor) expire(ctx context.Context, now int64) {
 		return
 	}
 	if err := sa.remove(ctx); err != nil {
-		sa.sys.log.Warn("steward: removing an expired session", "kind", sa.kind.Name, "error", err)
+		sa.sys.log.Warn("engine: removing an expired session", "kind", sa.kind.Name, "error", err)
 		sa.exists, sa.value, sa.alias = false, nil, ""
 	}
 }
@@ -323,8 +366,10 @@ func (sa *sessionActor) flush(ctx context.Context) error {
 		return nil
 	}
 	rec := encodeRecord(record{created: sa.created, expires: sa.expires, payload: sa.value})
-	if err := sa.storageWrite(ctx, sa.id, sa.hash, rec, sa.expires); err != nil {
-		sa.sys.log.Warn("steward: refreshing a session's expiry", "kind", sa.kind.Name, "error", err)
+	if err := sa.writeOwn(ctx, rec, sa.expires); err != nil {
+		if !errors.Is(err, storage.ErrConflict) { // a conflict: another instance's write is newer
+			sa.sys.log.Warn("engine: refreshing a session's expiry", "kind", sa.kind.Name, "error", err)
+		}
 		return err
 	}
 	sa.stored = sa.expires
@@ -332,22 +377,33 @@ func (sa *sessionActor) flush(ctx context.Context) error {
 }
 
 func (sa *sessionActor) load(ctx context.Context) error {
-	data, err := sa.storageCall(ctx, stRead, sa.id, sa.hash, nil, 0)
+	res, err := sa.storageCall(ctx, stRead, sa.id, sa.hash, nil, 0, 0)
 	if errors.Is(err, storage.ErrNotFound) {
-		sa.loaded = true
-		return nil
+		res, err = storageResult{}, nil
 	}
 	if err != nil {
 		return err
 	}
 	sa.loaded = true
+	sa.adopt(res.data, res.version)
+	return nil
+}
+
+// adopt makes the stored record data (nil for none) at version the
+// actor's state.
+func (sa *sessionActor) adopt(data []byte, version uint64) {
+	sa.exists, sa.value, sa.alias, sa.created, sa.expires, sa.stored = false, nil, "", 0, 0, 0
+	sa.version = version
+	if data == nil {
+		return
+	}
 	rec, err := decodeRecord(data)
 	if err == nil && rec.alias && !storage.ValidID(string(rec.payload)) {
 		err = errBadRecord
 	}
 	if err != nil {
-		sa.sys.log.Warn("steward: unreadable session record, treated as no session", "kind", sa.kind.Name, "error", err)
-		return nil
+		sa.sys.log.Warn("engine: unreadable session record, treated as no session", "kind", sa.kind.Name, "error", err)
+		return
 	}
 	sa.created, sa.expires, sa.stored = rec.created, rec.expires, rec.expires
 	if rec.alias {
@@ -355,6 +411,21 @@ func (sa *sessionActor) load(ctx context.Context) error {
 	} else {
 		sa.exists, sa.value = true, rec.payload
 	}
+}
+
+// writeOwn writes rec under the actor's own ID. With a Versioned storage
+// the write is conditional on the version the actor holds; on a conflict
+// the current record is adopted and the error wraps storage.ErrConflict.
+func (sa *sessionActor) writeOwn(ctx context.Context, rec []byte, exp int64) error {
+	res, err := sa.storageCall(ctx, stWrite, sa.id, sa.hash, rec, exp, sa.version)
+	if errors.Is(err, storage.ErrConflict) {
+		sa.adopt(res.data, res.version)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	sa.version = res.version
 	return nil
 }
 
@@ -382,15 +453,17 @@ func (sa *sessionActor) passivate(c actor.Context, final bool) {
 	c.Stop(c.Self())
 }
 
+// storageWrite writes rec under another ID, a new one (Renew): with a
+// Versioned storage, only if nothing is stored there.
 func (sa *sessionActor) storageWrite(ctx context.Context, id string, h uint64, rec []byte, exp int64) error {
-	_, err := sa.storageCall(ctx, stWrite, id, h, rec, exp)
+	_, err := sa.storageCall(ctx, stWrite, id, h, rec, exp, 0)
 	return err
 }
 
 // storageCall runs one storage operation on the storage actor that owns
 // the ID's hash and waits for it.
-func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id string, h uint64, data []byte, exp int64) ([]byte, error) {
-	req := &storageReq{kind: sa.kind, code: code, id: id, data: data, expires: exp, ctx: ctx, reply: sa.storageReply}
+func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id string, h uint64, data []byte, exp int64, version uint64) (storageResult, error) {
+	req := &storageReq{kind: sa.kind, code: code, id: id, data: data, expires: exp, version: version, ctx: ctx, reply: sa.storageReply}
 	var res storageResult
 	if sa.kind.inline {
 		// The storage never blocks (Memory): a storage actor would only add
@@ -401,10 +474,11 @@ func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id st
 		sys.as.Root.Send(sys.storers[h%uint64(len(sys.storers))], req)
 		res = <-sa.storageReply
 	}
-	if res.err != nil && !errors.Is(res.err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s %s: %w", ErrStorage, code, sa.kind.Name, res.err)
+	err := res.err
+	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrConflict) {
+		err = fmt.Errorf("%w: %s %s: %w", ErrStorage, code, sa.kind.Name, err)
 	}
-	return res.data, res.err
+	return res, err
 }
 
 // callFn runs an update function, turning a panic into an error.

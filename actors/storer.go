@@ -35,13 +35,15 @@ type storageReq struct {
 	id      string
 	data    []byte
 	expires int64
+	version uint64 // stWrite on a Versioned storage: the version expected
 	ctx     context.Context
 	reply   chan storageResult
 }
 
 type storageResult struct {
-	data []byte
-	err  error
+	data    []byte
+	version uint64 // the version read or written; on a conflict, the current one
+	err     error
 }
 
 // storageActor does storage I/O. The number of storage actors bounds how
@@ -68,11 +70,20 @@ func (r *storageReq) do() (res storageResult) {
 	// The caller may stop waiting, but a storage call that started runs to
 	// its end so that the session actor's view matches the storage.
 	ctx := context.WithoutCancel(r.ctx)
-	b := r.kind.bytes
-	switch r.code {
-	case stRead:
+	b, v := r.kind.bytes, r.kind.versioned
+	switch {
+	case r.code == stRead && v != nil:
+		res.data, res.version, res.err = v.LoadVersioned(ctx, r.id)
+	case r.code == stRead:
 		res.data, res.err = b.Load(ctx, r.id)
-	case stWrite:
+	case r.code == stWrite && v != nil:
+		var cur []byte
+		var curVersion uint64
+		res.version, cur, curVersion, res.err = v.SaveIf(ctx, r.id, r.data, unixTime(r.expires), r.version)
+		if res.err != nil {
+			res.data, res.version = cur, curVersion
+		}
+	case r.code == stWrite:
 		res.err = b.Save(ctx, r.id, r.data, unixTime(r.expires))
 	default:
 		res.err = b.Delete(ctx, r.id)

@@ -22,6 +22,11 @@ var ErrClosed = errors.New("engine: closed")
 // can tell "the storage failed" (answer 503) from their own mistakes.
 var ErrStorage = errors.New("engine: storage failed")
 
+// ErrConflict is returned when an update kept conflicting with writes of
+// other engine instances (a Versioned storage) and gave up after
+// maxConflicts attempts.
+var ErrConflict = errors.New("engine: too many conflicting writes from other instances")
+
 // ErrPanic wraps a panic raised by an update function inside a session
 // actor. The session keeps its previous value.
 var ErrPanic = errors.New("engine: update function panicked")
@@ -55,7 +60,11 @@ type Kind struct {
 	index  int
 	bytes  storage.BytesStorage // Storage, or a buffering view of it
 	inline bool                 // Storage never blocks: call it from the session actor
-	touch  time.Duration        // persist a sliding expiry once it moved this much
+	// versioned is Storage's compare-and-set capability, nil without it:
+	// shared by several engine instances, so reads go to the storage and
+	// writes are conditional.
+	versioned storage.Versioned
+	touch     time.Duration // persist a sliding expiry once it moved this much
 }
 
 // Stats are counters of a running System.
@@ -200,6 +209,7 @@ func (s *System) AddKind(k *Kind) {
 	if nb, ok := k.Storage.(storage.NonBlocking); ok {
 		k.inline = nb.NonBlocking()
 	}
+	k.versioned = storage.VersionedOf(k.Storage)
 	k.touch = time.Minute
 	if k.Idle > 0 && k.Idle/10 < k.touch {
 		k.touch = k.Idle / 10

@@ -19,6 +19,11 @@ var (
 	// handler usually answers 503 for it.
 	ErrStorage = actors.ErrStorage
 
+	// ErrConflict is returned when an update kept conflicting with the
+	// writes of other engine instances sharing a Versioned storage (Redis)
+	// and gave up after 32 attempts, waiting a little longer between each.
+	ErrConflict = actors.ErrConflict
+
 	// ErrPanic wraps a panic raised by an update function. The session keeps
 	// its previous value.
 	ErrPanic = actors.ErrPanic

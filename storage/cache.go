@@ -208,6 +208,12 @@ func (c *Cache) Stats() CacheStats {
 // does, on a miss or a write.
 func (c *Cache) NonBlocking() bool { return nonBlocking(c.inner) }
 
+// Versioned reports the compare-and-set capability of the inner storage
+// (see VersionedOf). In front of a storage that several engine instances
+// share, the engine reads and writes through it, past the cache: coherence
+// across instances comes before caching.
+func (c *Cache) Versioned() Versioned { return VersionedOf(c.inner) }
+
 // Close closes the inner storage if it has a Close method.
 func (c *Cache) Close() error {
 	if c.closer != nil {

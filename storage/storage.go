@@ -66,6 +66,47 @@ type BytesStorage interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// ErrConflict is returned, wrapped, by Versioned.SaveIf when the stored
+// version is no longer the one the writer expected: another engine
+// instance wrote the session in between. Check it with errors.Is.
+var ErrConflict = errors.New("storage: version conflict")
+
+// Versioned is the optional capability of a storage that several engine
+// instances share (Redis): every value carries a version, and a write
+// succeeds only if the stored version is still the one the writer read, so
+// that two instances updating one session never lose an update. The engine
+// discovers it by type assertion; with it, a session actor re-reads the
+// value for every read and writes with SaveIf, re-running the update
+// function on the current value after a conflict.
+type Versioned interface {
+	// LoadVersioned returns the value stored under id and its version, or
+	// an error wrapping ErrNotFound.
+	LoadVersioned(ctx context.Context, id string) (data []byte, version uint64, err error)
+
+	// SaveIf stores data under id if the stored version is version (0:
+	// nothing is stored) and returns the new version. Otherwise it stores
+	// nothing and returns an error wrapping ErrConflict together with the
+	// current value and version (nil and 0 if nothing is stored), so that
+	// the caller can retry without another read.
+	SaveIf(ctx context.Context, id string, data []byte, expires time.Time, version uint64) (newVersion uint64, current []byte, currentVersion uint64, err error)
+}
+
+// VersionedOf returns the compare-and-set capability of s: s itself if it
+// implements Versioned, else what a wrapper reports through a method
+// `Versioned() Versioned` (the adapters of FromBytes and AsBytes and Cache
+// do), else nil. The engine uses it, so that wrapping a shared storage never
+// silently turns its conditional writes into last-write-wins; write that
+// method on your own wrappers.
+func VersionedOf(s any) Versioned {
+	switch v := s.(type) {
+	case Versioned:
+		return v
+	case interface{ Versioned() Versioned }:
+		return v.Versioned()
+	}
+	return nil
+}
+
 // NonBlocking is implemented by storages whose calls never wait for I/O,
 // such as Memory. The engine calls such a storage directly from the
 // session actor, sparing a goroutine hand-off per call; every other storage
@@ -129,6 +170,10 @@ func (a bytesAdapter) Invalidate(ctx context.Context, id string) error {
 // NonBlocking implements NonBlocking for what the adapter wraps.
 func (a bytesAdapter) NonBlocking() bool { return nonBlocking(a.BytesStorage) }
 
+// Versioned reports the compare-and-set capability of what the adapter
+// wraps (see VersionedOf).
+func (a bytesAdapter) Versioned() Versioned { return VersionedOf(a.BytesStorage) }
+
 // Close closes the wrapped storage when it has a Close method.
 func (a bytesAdapter) Close() error {
 	if c, ok := a.BytesStorage.(io.Closer); ok {
@@ -174,6 +219,10 @@ func (a streamAdapter) Delete(ctx context.Context, id string) error {
 
 // NonBlocking implements NonBlocking for what the adapter wraps.
 func (a streamAdapter) NonBlocking() bool { return nonBlocking(a.s) }
+
+// Versioned reports the compare-and-set capability of what the adapter
+// wraps (see VersionedOf).
+func (a streamAdapter) Versioned() Versioned { return VersionedOf(a.s) }
 
 // Close closes the wrapped storage when it has a Close method.
 func (a streamAdapter) Close() error {
