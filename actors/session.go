@@ -100,6 +100,7 @@ type sessionActor struct {
 	shard        *shard
 	entry        *entry
 	storageReply chan storageResult // reused: one storage call at a time
+	req          storageReq         // reused likewise
 
 	loaded  bool   // the stored state has been read
 	exists  bool   // a live value is held
@@ -463,7 +464,10 @@ func (sa *sessionActor) storageWrite(ctx context.Context, id string, h uint64, r
 // storageCall runs one storage operation on the storage actor that owns
 // the ID's hash and waits for it.
 func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id string, h uint64, data []byte, exp int64, version uint64) (storageResult, error) {
-	req := &storageReq{kind: sa.kind, code: code, id: id, data: data, expires: exp, version: version, ctx: ctx, reply: sa.storageReply}
+	// One storage call at a time: the request is reused, never allocated.
+	req := &sa.req
+	*req = storageReq{kind: sa.kind, code: code, id: id, data: data, expires: exp, version: version, ctx: ctx, reply: sa.storageReply}
+	defer func() { *req = storageReq{} }() // keep nothing alive
 	var res storageResult
 	if sa.kind.inline {
 		// The storage never blocks (Memory): a storage actor would only add

@@ -69,7 +69,10 @@ func (r *storageReq) do() (res storageResult) {
 	}()
 	// The caller may stop waiting, but a storage call that started runs to
 	// its end so that the session actor's view matches the storage.
-	ctx := context.WithoutCancel(r.ctx)
+	ctx := r.ctx
+	if ctx.Done() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
 	b, v := r.kind.bytes, r.kind.versioned
 	switch {
 	case r.code == stRead && v != nil:
