@@ -28,7 +28,7 @@ func TestPanicOutsideFnAnswered(t *testing.T) {
 		}}
 	sys.AddKind(k)
 	ctx := context.Background()
-	res := sys.Do(ctx, k, "abc", &Op{Code: OpUpdate, Fresh: true, Fn: func([]byte, bool) ([]byte, bool, error) { return []byte("v"), true, nil }})
+	res := sys.Do(ctx, k, "abc", &Op{Code: OpUpdate, Fresh: true, Fn: func([]byte, bool, *any) ([]byte, bool, error) { return []byte("v"), true, nil }})
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}

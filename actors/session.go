@@ -53,10 +53,15 @@ type Op struct {
 	// session: IDs that come from clients are never adopted.
 	MustExist bool
 	// Fn computes an OpUpdate's new value from the current one (nil, false
-	// when there is none). With write false the value is kept. Fn runs inside
+	// when there is none). With write false the value is kept. memo points
+	// to what the previous update function left for the current value (a
+	// decoded copy, say), nil if nothing: Fn may use it, and must set it to
+	// the memo of the value it returns, or to nil, when it writes. The
+	// actor drops the memo whenever the value changes any other way or Fn
+	// fails. Fn runs inside
 	// the session actor: it must not block on other sessions. It must not
 	// keep or modify old, and must not modify value after returning it.
-	Fn func(old []byte, exists bool) (value []byte, write bool, err error)
+	Fn UpdateFunc
 
 	ctx    context.Context
 	kind   *Kind
@@ -65,6 +70,9 @@ type Op struct {
 	hops   int
 }
 
+// UpdateFunc is the type of Op.Fn.
+type UpdateFunc func(old []byte, exists bool, memo *any) (value []byte, write bool, err error)
+
 // Result is the answer to an Op.
 type Result struct {
 	// ID is the session's ID after the operation: the asked one, or the ID
@@ -72,6 +80,9 @@ type Result struct {
 	ID string
 	// Value is the session's value; read-only, shared with the actor.
 	Value []byte
+	// Memo is what the last update function left for Value (see Op.Fn),
+	// nil if nothing; read-only.
+	Memo any
 	// Found says a session exists after the operation.
 	Found bool
 	// Refreshed says the operation moved the session's stored expiry
@@ -109,6 +120,7 @@ type sessionActor struct {
 	expires int64  // Unix ns, 0 for none: the exact sliding expiry
 	stored  int64  // the expiry last written to the storage
 	value   []byte
+	memo    any    // what the last update function left for value; see Op.Fn
 	version uint64 // the stored version (Versioned storages), 0 for none
 
 	// handedOn says the current operation was answered or forwarded.
@@ -146,7 +158,7 @@ func (sa *sessionActor) safely(op *Op, f func()) {
 			return
 		}
 		sa.sys.log.Error("engine: panic in a session actor", "kind", sa.kind.Name, "panic", r)
-		sa.loaded, sa.exists, sa.value, sa.alias = false, false, nil, ""
+		sa.loaded, sa.exists, sa.value, sa.memo, sa.alias = false, false, nil, nil, ""
 		if op != nil && !sa.handedOn {
 			sa.finish(op, Result{Err: fmt.Errorf("%w: %v", ErrPanic, r)})
 		}
@@ -188,7 +200,7 @@ func (sa *sessionActor) handle(op *Op) {
 			return
 		}
 		refreshed := sa.touch(op.ctx, now)
-		sa.finish(op, Result{ID: sa.id, Value: sa.value, Found: true, Refreshed: refreshed})
+		sa.finish(op, Result{ID: sa.id, Value: sa.value, Memo: sa.memo, Found: true, Refreshed: refreshed})
 	case OpUpdate:
 		sa.update(op, now)
 	case OpInvalidate:
@@ -214,14 +226,22 @@ func (sa *sessionActor) update(op *Op, now int64) {
 		if sa.exists {
 			old = sa.value
 		}
-		value, write, err := callFn(op.Fn, old, sa.exists)
+		memo := sa.memo
+		if !sa.exists {
+			memo = nil
+		}
+		value, write, err := callFn(op.Fn, old, sa.exists, &memo)
 		if err != nil {
+			sa.memo = nil // the function may have changed it halfway
 			sa.finish(op, Result{Err: err})
 			return
 		}
 		if !write {
+			if sa.exists {
+				sa.memo = memo
+			}
 			refreshed := sa.touch(op.ctx, now)
-			sa.finish(op, Result{ID: sa.id, Value: sa.value, Found: sa.exists, Refreshed: refreshed})
+			sa.finish(op, Result{ID: sa.id, Value: sa.value, Memo: sa.memo, Found: sa.exists, Refreshed: refreshed})
 			return
 		}
 		created := sa.created
@@ -247,12 +267,13 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			continue
 		}
 		if err != nil {
+			sa.memo = nil
 			sa.finish(op, Result{Err: err})
 			return
 		}
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
-		sa.exists, sa.value, sa.created, sa.expires, sa.stored = true, value, created, exp, exp
-		sa.finish(op, Result{ID: sa.id, Value: value, Found: true, Refreshed: refreshed})
+		sa.exists, sa.value, sa.memo, sa.created, sa.expires, sa.stored = true, value, memo, created, exp, exp
+		sa.finish(op, Result{ID: sa.id, Value: value, Memo: memo, Found: true, Refreshed: refreshed})
 		return
 	}
 }
@@ -302,7 +323,7 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		sa.finish(op, Result{Err: err})
 		return
 	}
-	sa.exists, sa.value = false, nil
+	sa.exists, sa.value, sa.memo = false, nil, nil
 	sa.finish(op, Result{ID: newID, Value: value, Found: true, Refreshed: true})
 }
 
@@ -332,7 +353,7 @@ func (sa *sessionActor) remove(ctx context.Context) error {
 	if _, err := sa.storageCall(ctx, stDelete, sa.id, sa.hash, nil, 0, 0); err != nil {
 		return err
 	}
-	sa.exists, sa.value, sa.alias, sa.expires, sa.stored, sa.version = false, nil, "", 0, 0, 0
+	sa.exists, sa.value, sa.memo, sa.alias, sa.expires, sa.stored, sa.version = false, nil, nil, "", 0, 0, 0
 	return nil
 }
 
@@ -343,7 +364,7 @@ func (sa *sessionActor) expire(ctx context.Context, now int64) {
 	}
 	if err := sa.remove(ctx); err != nil {
 		sa.sys.log.Warn("engine: removing an expired session", "kind", sa.kind.Name, "error", err)
-		sa.exists, sa.value, sa.alias = false, nil, ""
+		sa.exists, sa.value, sa.memo, sa.alias = false, nil, nil, ""
 	}
 }
 
@@ -393,7 +414,7 @@ func (sa *sessionActor) load(ctx context.Context) error {
 // adopt makes the stored record data (nil for none) at version the
 // actor's state.
 func (sa *sessionActor) adopt(data []byte, version uint64) {
-	sa.exists, sa.value, sa.alias, sa.created, sa.expires, sa.stored = false, nil, "", 0, 0, 0
+	sa.exists, sa.value, sa.memo, sa.alias, sa.created, sa.expires, sa.stored = false, nil, nil, "", 0, 0, 0
 	sa.version = version
 	if data == nil {
 		return
@@ -486,7 +507,7 @@ func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id st
 }
 
 // callFn runs an update function, turning a panic into an error.
-func callFn(fn func([]byte, bool) ([]byte, bool, error), old []byte, exists bool) (value []byte, write bool, err error) {
+func callFn(fn UpdateFunc, old []byte, exists bool, memo *any) (value []byte, write bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			value, write, err = nil, false, fmt.Errorf("%w: %v", ErrPanic, r)
@@ -495,5 +516,5 @@ func callFn(fn func([]byte, bool) ([]byte, bool, error), old []byte, exists bool
 	if fn == nil {
 		return nil, false, nil
 	}
-	return fn(old, exists)
+	return fn(old, exists, memo)
 }

@@ -152,7 +152,7 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 // update runs fn on the request's session, creating the session under a
 // new server-generated ID when the request has none (an unknown incoming ID
 // is not adopted).
-func (b *Binding) update(ctx context.Context, fn func([]byte, bool) ([]byte, bool, error)) actors.Result {
+func (b *Binding) update(ctx context.Context, fn actors.UpdateFunc) actors.Result {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sealer != nil {

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"encoding/binary"
+
 	"errors"
 	"fmt"
+	"github.com/steward-sessions/steward/actors"
 )
 
 // ErrServerSideOnly is returned by the byte-level API (RawKind) and by
@@ -100,7 +102,7 @@ func (b *Binding) openLocked() {
 }
 
 // clientUpdateLocked runs fn on the client-side value and seals the result.
-func (b *Binding) clientUpdateLocked(fn func([]byte, bool) ([]byte, bool, error)) (res clientResult) {
+func (b *Binding) clientUpdateLocked(fn actors.UpdateFunc) (res clientResult) {
 	b.openLocked()
 	exists := b.value != nil
 	v, write, err := callUpdate(fn, b.value, exists)
@@ -133,13 +135,14 @@ type clientResult struct {
 
 // callUpdate runs an update function, turning a panic into ErrPanic, as
 // the session actors do for server-side kinds.
-func callUpdate(fn func([]byte, bool) ([]byte, bool, error), old []byte, exists bool) (v []byte, write bool, err error) {
+func callUpdate(fn actors.UpdateFunc, old []byte, exists bool) (v []byte, write bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			v, write, err = nil, false, panicError(r)
 		}
 	}()
-	return fn(old, exists)
+	var memo any // a client-side value is decoded afresh on every request
+	return fn(old, exists, &memo)
 }
 
 func panicError(r any) error { return fmt.Errorf("%w: %v", ErrPanic, r) }

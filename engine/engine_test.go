@@ -611,3 +611,51 @@ func TestIDInsideUpdate(t *testing.T) {
 		t.Fatalf("ID inside Update = %q, want %q", seen, want)
 	}
 }
+
+// TestDecodedValueKept: for a flat type the actor keeps the decoded value
+// between operations; a write through the byte-level API, a failed update
+// and a caller that modifies what it got never make it stale.
+func TestDecodedValueKept(t *testing.T) {
+	eng := newEngine(t, engine.Options{})
+	type cart struct{ Items []string }
+	counters, err := engine.Register[counter](eng, "C", engine.KindOptions{Storage: storage.FromBytes(newMapStore())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carts, err := engine.Register[cart](eng, "K", engine.KindOptions{Storage: storage.FromBytes(newMapStore())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := engine.WithBindings(t.Context(), counters.Raw().Bind(""), carts.Raw().Bind(""))
+	inc := func(c *counter) error { c.N++; return nil }
+	if _, err := counters.Update(ctx, inc); err != nil {
+		t.Fatal(err)
+	}
+	id := counters.ID(ctx)
+	if err := counters.Raw().Store(t.Context(), id, []byte(`{"n":100}`)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := counters.Update(ctx, inc); v.N != 101 {
+		t.Fatalf("after a byte-level write: %d, want 101", v.N)
+	}
+	boom := errors.New("boom")
+	if _, err := counters.Update(ctx, func(c *counter) error { c.N = 7; return boom }); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if v, _, _ := counters.Get(ctx); v.N != 101 {
+		t.Fatalf("a failed update changed the value: %d", v.N)
+	}
+	if v, _ := counters.GetOrSet(ctx, func() counter { return counter{N: -1} }); v.N != 101 {
+		t.Fatalf("GetOrSet = %d", v.N)
+	}
+
+	got, err := carts.Update(ctx, func(c *cart) error { c.Items = append(c.Items, "a"); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Items[0] = "changed by the caller"
+	v, _, _ := carts.Get(ctx)
+	if len(v.Items) != 1 || v.Items[0] != "a" {
+		t.Fatalf("the caller's change reached the session: %+v", v)
+	}
+}

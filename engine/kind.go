@@ -16,6 +16,10 @@ import (
 // returned. Errors from the storage wrap ErrStorage.
 type Kind[T any] struct {
 	raw *RawKind
+	// flat says a T holds no references (pointers, slices, maps, ...;
+	// strings are fine): a copy of one is a deep copy, so the session actor
+	// may keep the decoded value between operations and skip the codec.
+	flat bool
 }
 
 // Register registers a session kind named name whose values are of type T.
@@ -26,7 +30,48 @@ func Register[T any](e *Engine, name string, opts KindOptions) (*Kind[T], error)
 	if err != nil {
 		return nil, err
 	}
-	return &Kind[T]{raw: raw}, nil
+	return &Kind[T]{raw: raw, flat: flat(reflect.TypeFor[T]())}, nil
+}
+
+// flat reports whether a value of type t holds no references but strings,
+// which are immutable.
+func flat(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+		return true
+	case reflect.Array:
+		return flat(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !flat(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// current returns the session's value as a T: the memo the actor kept for
+// it when it is one (flat types only), else a decoding of data.
+func (k *Kind[T]) current(data []byte, memo any) (T, bool) {
+	if k.flat {
+		if v, ok := memo.(T); ok {
+			return v, true
+		}
+	}
+	return k.decode(data)
+}
+
+// remember returns what the actor keeps for the value v: v itself for a
+// flat T, nothing otherwise.
+func (k *Kind[T]) remember(v T) any {
+	if k.flat {
+		return v
+	}
+	return nil
 }
 
 // Raw returns the kind's byte-level API.
@@ -77,7 +122,7 @@ func (k *Kind[T]) Get(ctx context.Context) (T, bool, error) {
 	if res.Err != nil || !res.Found {
 		return zero, false, res.Err
 	}
-	v, ok := k.decode(res.Value)
+	v, ok := k.current(res.Value, res.Memo)
 	return v, ok, nil
 }
 
@@ -92,7 +137,10 @@ func (k *Kind[T]) Set(ctx context.Context, v T) error {
 	if err != nil {
 		return err
 	}
-	return b.update(ctx, func([]byte, bool) ([]byte, bool, error) { return data, true, nil }).Err
+	return b.update(ctx, func(_ []byte, _ bool, memo *any) ([]byte, bool, error) {
+		*memo = k.remember(v)
+		return data, true, nil
+	}).Err
 }
 
 // Update runs fn on the current request's session value inside the
@@ -111,10 +159,10 @@ func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (T, error) {
 		return zero, err
 	}
 	var v T
-	res := b.update(ctx, func(old []byte, exists bool) ([]byte, bool, error) {
+	res := b.update(ctx, func(old []byte, exists bool, memo *any) ([]byte, bool, error) {
 		var cur T
 		if exists {
-			cur, _ = k.decode(old)
+			cur, _ = k.current(old, *memo)
 		}
 		if err := fn(&cur); err != nil {
 			return nil, false, err
@@ -124,6 +172,7 @@ func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (T, error) {
 			return nil, false, err
 		}
 		v = cur
+		*memo = k.remember(cur)
 		return data, true, nil
 	})
 	if res.Err != nil {
@@ -143,9 +192,10 @@ func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (T, error) {
 	}
 	var created T
 	var made bool
-	res := b.update(ctx, func(old []byte, exists bool) ([]byte, bool, error) {
+	res := b.update(ctx, func(old []byte, exists bool, memo *any) ([]byte, bool, error) {
 		if exists {
-			if _, ok := k.decode(old); ok {
+			if cur, ok := k.current(old, *memo); ok {
+				*memo = k.remember(cur)
 				return nil, false, nil
 			}
 		}
@@ -155,6 +205,7 @@ func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (T, error) {
 			return nil, false, err
 		}
 		made = true
+		*memo = k.remember(created)
 		return data, true, nil
 	})
 	if res.Err != nil {
@@ -163,7 +214,7 @@ func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (T, error) {
 	if made {
 		return created, nil
 	}
-	v, _ := k.decode(res.Value)
+	v, _ := k.current(res.Value, res.Memo)
 	return v, nil
 }
 

@@ -75,12 +75,15 @@ func (k *RawKind) Create(ctx context.Context, value []byte) (string, error) {
 	if v == nil {
 		v = []byte{}
 	}
-	res := k.create(ctx, func([]byte, bool) ([]byte, bool, error) { return v, true, nil })
+	res := k.create(ctx, func(_ []byte, _ bool, memo *any) ([]byte, bool, error) {
+		*memo = nil
+		return v, true, nil
+	})
 	return res.ID, res.Err
 }
 
 // create runs fn on a new ID.
-func (k *RawKind) create(ctx context.Context, fn func([]byte, bool) ([]byte, bool, error)) actors.Result {
+func (k *RawKind) create(ctx context.Context, fn actors.UpdateFunc) actors.Result {
 	if k.client {
 		return actors.Result{Err: ErrServerSideOnly}
 	}
@@ -126,7 +129,8 @@ func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]
 	if err := k.check(id); err != nil {
 		return nil, err
 	}
-	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: func(old []byte, _ bool) ([]byte, bool, error) {
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: func(old []byte, _ bool, memo *any) ([]byte, bool, error) {
+		*memo = nil
 		v, err := fn(old)
 		if err == nil && v == nil {
 			v = []byte{}
