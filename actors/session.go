@@ -217,6 +217,7 @@ func (sa *sessionActor) handle(op *Op) {
 }
 
 func (sa *sessionActor) update(op *Op, now int64) {
+	reread := false // a Versioned storage was read for this operation
 	for attempt := 1; ; attempt++ {
 		if !sa.exists && op.MustExist {
 			sa.finish(op, Result{ID: sa.id})
@@ -237,6 +238,22 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			return
 		}
 		if !write {
+			if sa.kind.versioned != nil && !reread {
+				// Nothing to write means nothing checked the version: the
+				// answer must not come from a copy another instance has
+				// overwritten. Read anew and run the function again.
+				reread = true
+				if err := sa.load(op.ctx); err != nil {
+					sa.finish(op, Result{Err: err})
+					return
+				}
+				sa.expire(op.ctx, now)
+				if sa.alias != "" {
+					sa.forward(op)
+					return
+				}
+				continue
+			}
 			if sa.exists {
 				sa.memo = memo
 			}

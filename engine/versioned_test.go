@@ -153,3 +153,31 @@ func TestConflictGivesUp(t *testing.T) {
 		t.Fatalf("count = %d", got)
 	}
 }
+
+// TestInstancesGetOrSetFresh: an update that writes nothing (GetOrSet of
+// an existing session) answers with the value another instance wrote last.
+func TestInstancesGetOrSetFresh(t *testing.T) {
+	store := newVersionedStore()
+	kinds := make([]*engine.Kind[counter], 2)
+	for i := range kinds {
+		k, err := engine.Register[counter](newEngine(t, engine.Options{}), "S", engine.KindOptions{Storage: storage.FromBytes(store)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds[i] = k
+	}
+	b := kinds[0].Raw().Bind("")
+	ctx0 := engine.WithBindings(t.Context(), b)
+	if err := kinds[0].Set(ctx0, counter{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	id := kinds[0].ID(ctx0)
+	ctx1 := engine.WithBindings(t.Context(), kinds[1].Raw().Bind(id))
+	if _, err := kinds[1].Update(ctx1, func(c *counter) error { c.N = 2; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	v, err := kinds[0].GetOrSet(engine.WithBindings(t.Context(), kinds[0].Raw().Bind(id)), func() counter { return counter{N: -1} })
+	if err != nil || v.N != 2 {
+		t.Fatalf("GetOrSet on the first instance = %+v, %v; want the other instance's 2", v, err)
+	}
+}

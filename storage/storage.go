@@ -80,14 +80,15 @@ var ErrConflict = errors.New("storage: version conflict")
 // function on the current value after a conflict.
 type Versioned interface {
 	// LoadVersioned returns the value stored under id and its version, or
-	// an error wrapping ErrNotFound.
+	// an error wrapping ErrNotFound. The caller must not modify the slice.
 	LoadVersioned(ctx context.Context, id string) (data []byte, version uint64, err error)
 
 	// SaveIf stores data under id if the stored version is version (0:
 	// nothing is stored) and returns the new version. Otherwise it stores
 	// nothing and returns an error wrapping ErrConflict together with the
 	// current value and version (nil and 0 if nothing is stored), so that
-	// the caller can retry without another read.
+	// the caller can retry without another read. An expires already past
+	// deletes the value and returns version 0.
 	SaveIf(ctx context.Context, id string, data []byte, expires time.Time, version uint64) (newVersion uint64, current []byte, currentVersion uint64, err error)
 }
 
