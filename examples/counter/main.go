@@ -2,7 +2,7 @@
 // concurrent requests of one session increment without ever losing an
 // update.
 //
-//	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage memory] [-transport cookie|header]
+//	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage memory|redis] [-redis URL] [-transport cookie|header]
 //	                          [-mode server|client] [-secret HEX]
 //
 // It prints "listening on http://ADDR" once it accepts connections and
@@ -44,6 +44,7 @@ import (
 
 	"github.com/steward-sessions/steward/engine"
 	"github.com/steward-sessions/steward/storage"
+	"github.com/steward-sessions/steward/storage/redisstore"
 	"github.com/steward-sessions/steward/transport"
 )
 
@@ -55,7 +56,8 @@ type Count struct {
 // config is what the flags set.
 type config struct {
 	Addr      string
-	Storage   string // memory
+	Storage   string // memory | redis
+	Redis     string // redis:// URL for -storage redis
 	Transport string // cookie | header
 	Mode      string // server | client
 	Secret    string // hex key; "" for none
@@ -71,7 +73,8 @@ type config struct {
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
-	flag.StringVar(&cfg.Storage, "storage", "memory", "where sessions live: memory")
+	flag.StringVar(&cfg.Storage, "storage", "memory", "where sessions live: memory | redis")
+	flag.StringVar(&cfg.Redis, "redis", "redis://127.0.0.1:6379/0", "Redis URL for -storage redis")
 	flag.StringVar(&cfg.Transport, "transport", "cookie", "how the session travels: cookie | header")
 	flag.StringVar(&cfg.Mode, "mode", "server", "server: the count lives in the storage; client: it travels, encrypted")
 	flag.StringVar(&cfg.Secret, "secret", "", "32-byte key in hex: encrypts in client mode, signs the ID in server mode")
@@ -209,8 +212,12 @@ func openStorage(cfg config) (storage.Storage, error) {
 	switch cfg.Storage {
 	case "memory":
 		return storage.NewMemory(storage.MemoryOptions{}), nil
+	case "redis":
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return redisstore.New(ctx, cfg.Redis, redisstore.Options{})
 	}
-	return nil, fmt.Errorf("unknown -storage %q (want memory)", cfg.Storage)
+	return nil, fmt.Errorf("unknown -storage %q (want memory or redis)", cfg.Storage)
 }
 
 // parseSecret decodes -secret: 32 bytes in hex, or nothing.

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steward-sessions/steward/internal/redistest"
 	"github.com/steward-sessions/steward/storage"
 )
 
@@ -454,6 +455,40 @@ func TestSignedIDs(t *testing.T) {
 	for _, bad := range []config{{Secret: "zz"}, {Secret: "00"}, {Mode: "sideways"}} {
 		if _, err := newApp(bad); err == nil {
 			t.Fatalf("config %+v accepted", bad)
+		}
+	}
+}
+
+// TestRedisStorage: -storage redis counts exactly with concurrent
+// requests, answers 503 while Redis is down, and recovers when it is back,
+// without a restart of the counter.
+func TestRedisStorage(t *testing.T) {
+	srv := redistest.Start(t)
+	ts := newTestServer(t, config{Storage: "redis", Redis: srv.URL()})
+	c := ts.client(false)
+	c.do("POST", "/increment")
+	if ok := hammer(t, []*client{c}, 16, 50, false); ok != 800 {
+		t.Fatalf("%d increments answered", ok)
+	}
+	if got := c.count(); got != 801 {
+		t.Fatalf("count = %d, want 801", got)
+	}
+	srv.Stop()
+	for _, path := range []string{"/", "/increment"} {
+		method := "POST"
+		if path == "/" {
+			method = "GET"
+		}
+		status, _, resp := c.do(method, path)
+		if status != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s %s with Redis down: %d", method, path, status)
+		}
+	}
+	srv.Restart() // empty: persistence is off
+	c2 := ts.client(false)
+	for want := 1; want <= 3; want++ {
+		if status, n, _ := c2.do("POST", "/increment"); status != 200 || n != want {
+			t.Fatalf("after Redis came back: %d %d", status, n)
 		}
 	}
 }

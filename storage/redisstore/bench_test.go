@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steward-sessions/steward/internal/redistest"
 	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/storage/redisstore"
 )
@@ -17,7 +18,7 @@ import (
 //
 //	go test -run '^$' -bench Redis ./storage/redisstore
 func BenchmarkRedis(b *testing.B) {
-	srv := startRedis(b)
+	srv := redistest.Start(b)
 	s := newStore(b, srv, redisstore.Options{Prefix: "bench:"})
 	value := make([]byte, 200) // a session record of a typical size
 	const goroutines = 64

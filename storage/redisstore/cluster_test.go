@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/internal/redistest"
 	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/storage/redisstore"
 	"github.com/steward-sessions/steward/storage/storagetest"
@@ -19,18 +20,18 @@ import (
 
 // startCluster starts a Redis Cluster of three masters for t and returns
 // its nodes.
-func startCluster(t *testing.T) []*redisServer {
+func startCluster(t *testing.T) []*redistest.Server {
 	t.Helper()
-	cli := filepath.Join(filepath.Dir(redisBinary(t)), "redis-cli")
+	cli := filepath.Join(filepath.Dir(redistest.Binary(t)), "redis-cli")
 	if _, err := exec.LookPath(cli); err != nil {
 		if cli, err = exec.LookPath("redis-cli"); err != nil {
 			t.Skip("redis-cli not found: the Redis Cluster test is skipped")
 		}
 	}
-	nodes := make([]*redisServer, 3)
+	nodes := make([]*redistest.Server, 3)
 	args := []string{"create"}
 	for i := range nodes {
-		nodes[i] = startRedis(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+		nodes[i] = redistest.Start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
 		args = append(args, nodes[i].Addr())
 	}
 	args = append([]string{"--cluster"}, append(args, "--cluster-replicas", "0", "--cluster-yes")...)
@@ -39,7 +40,7 @@ func startCluster(t *testing.T) []*redisServer {
 	}
 	for _, n := range nodes {
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			info, _ := n.do(context.Background(), "CLUSTER", "INFO").ToString()
+			info, _ := n.Do(context.Background(), "CLUSTER", "INFO").ToString()
 			if strings.Contains(info, "cluster_state:ok") {
 				break
 			}
@@ -93,7 +94,7 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		for i, n := range nodes {
-			if keys, err := n.do(t.Context(), "DBSIZE").AsInt64(); err != nil || keys == 0 {
+			if keys, err := n.Do(t.Context(), "DBSIZE").AsInt64(); err != nil || keys == 0 {
 				t.Errorf("node %d holds %d keys (%v): the sessions are not spread", i, keys, err)
 			}
 		}

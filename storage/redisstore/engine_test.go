@@ -17,13 +17,14 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/internal/redistest"
 	"github.com/steward-sessions/steward/storage/redisstore"
 )
 
 // instances starts n engines, as n application servers would be, each with
 // its own Store on srv under one prefix, and registers the kind "counter"
 // on each. The engines are closed when t ends.
-func instances(t *testing.T, srv *redisServer, n int, opts engine.KindOptions, sopts redisstore.Options) []*engine.RawKind {
+func instances(t *testing.T, srv *redistest.Server, n int, opts engine.KindOptions, sopts redisstore.Options) []*engine.RawKind {
 	t.Helper()
 	if sopts.Prefix == "" {
 		sopts.Prefix = prefixFor(t)
@@ -77,7 +78,7 @@ func count(t *testing.T, k *engine.RawKind, id string) int {
 // clients increment one session 200 times each, spread round-robin over
 // the instances. Not one increment is lost.
 func TestInstancesNoLostUpdates(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{})
 	ctx := t.Context()
 	id, err := kinds[0].Create(ctx, []byte("0"))
@@ -154,7 +155,7 @@ var counterModel = porcupine.Model{
 // linearizability: every operation appears to take effect at one instant
 // between its call and its return, whichever instance served it.
 func TestInstancesLinearizable(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{})
 	ctx := t.Context()
 	const sessions, clients, ops = 3, 12, 100
@@ -227,7 +228,7 @@ func TestInstancesLinearizable(t *testing.T) {
 // with engine.ErrStorage, without piling up goroutines; afterwards the same
 // engines count exactly again.
 func TestInstancesRedisRestart(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	const timeout = time.Second
 	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{Timeout: timeout, DialTimeout: timeout})
 	ctx := t.Context()
@@ -269,7 +270,7 @@ func TestInstancesRedisRestart(t *testing.T) {
 	var down sync.WaitGroup
 	down.Go(func() {
 		time.Sleep(20 * time.Millisecond)
-		srv.stop()
+		srv.Stop()
 	})
 	run(id, 8, 50) // some succeed, the rest fail
 	down.Wait()
@@ -320,7 +321,7 @@ func TestInstancesRedisRestart(t *testing.T) {
 	}
 
 	// Back up, empty (persistence is off): the same engines recover.
-	srv.start()
+	srv.Restart()
 	var id2 string
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if id2, err = kinds[2].Create(ctx, []byte("0")); err == nil {
@@ -347,7 +348,7 @@ func TestInstancesRedisRestart(t *testing.T) {
 // session by itself, while one used every 300 ms stays, through whichever
 // instance uses it.
 func TestInstancesTTL(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	kinds := instances(t, srv, 3, engine.KindOptions{IdleTimeout: time.Second}, redisstore.Options{})
 	ctx := t.Context()
 	idle, err := kinds[0].Create(ctx, []byte("idle"))
@@ -359,7 +360,7 @@ func TestInstancesTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := prefixFor(t)
-	if ms := srv.pttl(prefix + idle); ms <= 0 || ms > 1000 {
+	if ms := srv.PTTL(prefix + idle); ms <= 0 || ms > 1000 {
 		t.Fatalf("PTTL of a new session = %d ms, want at most the idle timeout", ms)
 	}
 
@@ -372,10 +373,10 @@ func TestInstancesTTL(t *testing.T) {
 		if _, err := kinds[i%len(kinds)].Load(ctx, busy); err != nil {
 			t.Fatalf("Load of the busy session, round %d: %v", i, err)
 		}
-		if !srv.exists(prefix + busy) {
+		if !srv.Exists(prefix + busy) {
 			t.Fatalf("round %d: the busy session is gone from Redis", i)
 		}
-		if gone.IsZero() && !srv.exists(prefix+idle) {
+		if gone.IsZero() && !srv.Exists(prefix+idle) {
 			gone = time.Now()
 		}
 		if !gone.IsZero() && time.Since(gone) > 3*time.Second {
@@ -395,7 +396,7 @@ func TestInstancesTTL(t *testing.T) {
 // engine.ErrStorage after about the client timeout instead of hanging,
 // goroutines do not pile up, and the engines work again once it thaws.
 func TestInstancesRedisFrozen(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	const timeout = 300 * time.Millisecond
 	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{Timeout: timeout})
 	ctx := t.Context()
@@ -405,11 +406,11 @@ func TestInstancesRedisFrozen(t *testing.T) {
 	}
 	baseline := runtime.NumGoroutine()
 
-	srv.signal(syscall.SIGSTOP)
+	srv.Signal(syscall.SIGSTOP)
 	thawed := false
 	defer func() {
 		if !thawed {
-			srv.signal(syscall.SIGCONT)
+			srv.Signal(syscall.SIGCONT)
 		}
 	}()
 	var slowest time.Duration
@@ -456,7 +457,7 @@ func TestInstancesRedisFrozen(t *testing.T) {
 		t.Errorf("%d goroutines after the failures, %d before", n, baseline)
 	}
 
-	srv.signal(syscall.SIGCONT)
+	srv.Signal(syscall.SIGCONT)
 	thawed = true
 	thaw := time.Now()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -480,7 +481,7 @@ type visits struct{ N int }
 // TestInstancesGetOrSetFresh: GetOrSet on an existing session returns the
 // value another instance wrote last, not the copy its own actor holds.
 func TestInstancesGetOrSetFresh(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	ctx := t.Context()
 	kinds := make([]*engine.Kind[visits], 2)
 	for i := range kinds {

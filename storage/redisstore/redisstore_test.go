@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/steward-sessions/steward/internal/redistest"
 	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/storage/redisstore"
 	"github.com/steward-sessions/steward/storage/storagetest"
@@ -22,7 +23,7 @@ import (
 func prefixFor(t *testing.T) string { return "test:" + t.Name() + ":" }
 
 func TestConformance(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	storagetest.Run(t, func(t *testing.T) storage.Storage {
 		return newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
 	})
@@ -41,7 +42,7 @@ func wantConflict(t *testing.T, err error, cur []byte, curVersion uint64, wantDa
 }
 
 func TestSaveIf(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
 	ctx := t.Context()
 	const id = "session-1"
@@ -122,13 +123,13 @@ func TestSaveIf(t *testing.T) {
 	// A conflict on a session that was never written.
 	_, cur, cv, err = s.SaveIf(ctx, "never-written", []byte("x"), time.Time{}, 12345)
 	wantConflict(t, err, cur, cv, nil, 0)
-	if srv.exists(s.Prefix() + "never-written") {
+	if srv.Exists(s.Prefix() + "never-written") {
 		t.Fatal("a conflicting SaveIf created the key")
 	}
 }
 
 func TestExpiry(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
 	ctx := t.Context()
 	key := func(id string) string { return s.Prefix() + id }
@@ -136,7 +137,7 @@ func TestExpiry(t *testing.T) {
 	// wantTTL fails t unless id's key expires in about an hour.
 	wantTTL := func(id string) {
 		t.Helper()
-		if ms := srv.pttl(key(id)); ms < hour-60_000 || ms > hour {
+		if ms := srv.PTTL(key(id)); ms < hour-60_000 || ms > hour {
 			t.Fatalf("PTTL of %s = %d ms, want about %d", id, ms, hour)
 		}
 	}
@@ -151,7 +152,7 @@ func TestExpiry(t *testing.T) {
 	if v, _, _, err = s.SaveIf(ctx, "ttl", []byte("x"), time.Time{}, v); err != nil {
 		t.Fatal(err)
 	}
-	if ms := srv.pttl(key("ttl")); ms != -1 {
+	if ms := srv.PTTL(key("ttl")); ms != -1 {
 		t.Fatalf("PTTL after a write without expiry = %d, want -1 (none)", ms)
 	}
 	if err := s.Save(ctx, "saved", []byte("x"), time.Now().Add(time.Hour)); err != nil {
@@ -161,7 +162,7 @@ func TestExpiry(t *testing.T) {
 	if err := s.Save(ctx, "saved", []byte("x"), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if ms := srv.pttl(key("saved")); ms != -1 {
+	if ms := srv.PTTL(key("saved")); ms != -1 {
 		t.Fatalf("PTTL after Save without expiry = %d, want -1 (none)", ms)
 	}
 
@@ -174,13 +175,13 @@ func TestExpiry(t *testing.T) {
 	if err != nil || nv != 0 {
 		t.Fatalf("SaveIf with a past expiry = %d, %v; want 0 (nothing stored), nil", nv, err)
 	}
-	if srv.exists(key("ttl")) {
+	if srv.Exists(key("ttl")) {
 		t.Fatal("SaveIf with a past expiry left the key")
 	}
 	if err := s.Save(ctx, "saved", []byte("x"), time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if srv.exists(key("saved")) {
+	if srv.Exists(key("saved")) {
 		t.Fatal("Save with a past expiry left the key")
 	}
 
@@ -188,7 +189,7 @@ func TestExpiry(t *testing.T) {
 	if _, _, _, err := s.SaveIf(ctx, "short", []byte("x"), time.Now().Add(50*time.Millisecond), 0); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); srv.exists(key("short")); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); srv.Exists(key("short")); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("a key with a 50 ms TTL still exists after 10 s")
 		}
@@ -199,7 +200,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestVersionedInvalidIDs(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
 	for _, id := range []string{"", "a:b", "a b", "../x", "a*", strings.Repeat("a", storage.MaxIDLen+1)} {
 		if _, _, err := s.LoadVersioned(t.Context(), id); !errors.Is(err, storage.ErrInvalidID) {
@@ -209,15 +210,15 @@ func TestVersionedInvalidIDs(t *testing.T) {
 			t.Errorf("SaveIf(%q) = %v, want storage.ErrInvalidID", id, err)
 		}
 	}
-	if n, err := srv.do(t.Context(), "DBSIZE").AsInt64(); err != nil || n != 0 {
+	if n, err := srv.Do(t.Context(), "DBSIZE").AsInt64(); err != nil || n != 0 {
 		t.Fatalf("DBSIZE = %d, %v; invalid IDs reached Redis", n, err)
 	}
 }
 
 func TestForeignValue(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
-	if err := srv.do(t.Context(), "SET", s.Prefix()+"foreign", "abc").Error(); err != nil {
+	if err := srv.Do(t.Context(), "SET", s.Prefix()+"foreign", "abc").Error(); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.LoadVersioned(t.Context(), "foreign"); err == nil || errors.Is(err, storage.ErrNotFound) {
@@ -226,7 +227,7 @@ func TestForeignValue(t *testing.T) {
 }
 
 func TestDefaultPrefix(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	s := newStore(t, srv, redisstore.Options{})
 	if s.Prefix() != redisstore.DefaultPrefix || redisstore.DefaultPrefix != "steward:" {
 		t.Fatalf("Prefix() = %q, want %q", s.Prefix(), "steward:")
@@ -234,13 +235,13 @@ func TestDefaultPrefix(t *testing.T) {
 	if err := s.Save(t.Context(), "abc", []byte("x"), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if !srv.exists("steward:abc") {
+	if !srv.Exists("steward:abc") {
 		t.Fatal("no key steward:abc")
 	}
 }
 
 func TestURL(t *testing.T) {
-	srv := startRedis(t, "--requirepass", "s3cret")
+	srv := redistest.Start(t, "--requirepass", "s3cret")
 	ctx := t.Context()
 
 	// Password and database from the URL.
@@ -295,8 +296,8 @@ func TestURL(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
-	redisBinary(t) // no server is started, but keep the skip rule of the others
-	port := freePort(t)
+	redistest.Binary(t) // no server is started, but keep the skip rule of the others
+	port := redistest.FreePort(t)
 	start := time.Now()
 	_, err := redisstore.New(t.Context(), "redis://127.0.0.1:"+strconv.Itoa(port), redisstore.Options{})
 	if err == nil {
@@ -312,7 +313,7 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -328,18 +329,18 @@ func TestClose(t *testing.T) {
 // TestFrozen freezes Redis with its connections open: calls fail after
 // about the Timeout instead of hanging, and work again once it thaws.
 func TestFrozen(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	const timeout = 300 * time.Millisecond
 	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t), Timeout: timeout})
 	ctx := context.Background() // as the engine's storage calls: no deadline
 	if err := s.Save(ctx, "x", []byte("v"), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	srv.signal(syscall.SIGSTOP)
+	srv.Signal(syscall.SIGSTOP)
 	thawed := false
 	defer func() {
 		if !thawed {
-			srv.signal(syscall.SIGCONT)
+			srv.Signal(syscall.SIGCONT)
 		}
 	}()
 	start := time.Now()
@@ -352,7 +353,7 @@ func TestFrozen(t *testing.T) {
 	if d > 20*timeout {
 		t.Fatalf("Load from a frozen Redis took %v to fail, with a %v timeout", d, timeout)
 	}
-	srv.signal(syscall.SIGCONT)
+	srv.Signal(syscall.SIGCONT)
 	thawed = true
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		data, err := s.Load(ctx, "x")
