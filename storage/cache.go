@@ -97,6 +97,18 @@ func NewCache(inner Storage, opts CacheOptions) *Cache {
 	return c
 }
 
+// NewCachedDirectory opens the directory storage at dir with a Cache in
+// front of it, the counterpart of Ktor's directorySessionStorage(dir,
+// cached = true): sessions survive restarts, and reads of recently used
+// sessions never touch the disk. Closing the Cache closes the Directory.
+func NewCachedDirectory(dir string, opts DirectoryOptions) (*Cache, error) {
+	d, err := NewDirectory(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return NewCache(d, CacheOptions{Now: opts.Now}), nil
+}
+
 func (c *Cache) shard(id string) *cacheShard {
 	return &c.shards[maphash.String(c.seed, id)%cacheShards]
 }

@@ -2,7 +2,8 @@
 // concurrent requests of one session increment without ever losing an
 // update.
 //
-//	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage memory|redis] [-redis URL] [-transport cookie|header]
+//	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage directory|memory|redis] [-dir PATH] [-redis URL]
+//	                          [-transport cookie|header]
 //	                          [-mode server|client] [-secret HEX]
 //
 // It prints "listening on http://ADDR" once it accepts connections and
@@ -12,6 +13,10 @@
 //	POST /increment  200 {"count": N}  atomic +1 through the engine's Update
 //	POST /renew      200 {"count": N}  same value under a new session ID
 //	POST /logout     204               session cleared, cookie expired / header emptied
+//
+// Sessions live in ./.sessions by default (-storage directory, with a
+// 60-second cache in front), so they survive a restart; -storage memory
+// keeps them in memory, -storage redis in Redis.
 //
 // In server mode (the default) the session ID travels in the cookie
 // SESSION_ID (cookie transport) or the header X-Session (header transport)
@@ -56,7 +61,8 @@ type Count struct {
 // config is what the flags set.
 type config struct {
 	Addr      string
-	Storage   string // memory | redis
+	Storage   string // directory | memory | redis
+	Dir       string // the directory for -storage directory
 	Redis     string // redis:// URL for -storage redis
 	Transport string // cookie | header
 	Mode      string // server | client
@@ -73,7 +79,8 @@ type config struct {
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
-	flag.StringVar(&cfg.Storage, "storage", "memory", "where sessions live: memory | redis")
+	flag.StringVar(&cfg.Storage, "storage", "directory", "where sessions live: directory (cached) | memory | redis")
+	flag.StringVar(&cfg.Dir, "dir", ".sessions", "the session directory for -storage directory")
 	flag.StringVar(&cfg.Redis, "redis", "redis://127.0.0.1:6379/0", "Redis URL for -storage redis")
 	flag.StringVar(&cfg.Transport, "transport", "cookie", "how the session travels: cookie | header")
 	flag.StringVar(&cfg.Mode, "mode", "server", "server: the count lives in the storage; client: it travels, encrypted")
@@ -141,6 +148,15 @@ func newApp(cfg config) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	eng, err := engine.New(engine.Options{Logger: logger, PassivateAfter: cfg.PassivateAfter})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{eng: eng}
+	fail := func(err error) (*app, error) {
+		_ = eng.Close(context.Background())
+		return nil, err
+	}
 	var (
 		store storage.Storage // nil in client mode
 		name  = "SESSION_ID"
@@ -149,7 +165,7 @@ func newApp(cfg config) (*app, error) {
 	switch cfg.Mode {
 	case "", "server":
 		if store, err = openStorage(cfg); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if key != nil {
 			ts = append(ts, transport.Sign(key))
@@ -163,20 +179,14 @@ func newApp(cfg config) (*app, error) {
 		}
 		ts = append(ts, transport.Encrypt(key))
 	default:
-		return nil, fmt.Errorf("unknown -mode %q (want server or client)", cfg.Mode)
+		return fail(fmt.Errorf("unknown -mode %q (want server or client)", cfg.Mode))
 	}
 
-	eng, err := engine.New(engine.Options{Logger: logger, PassivateAfter: cfg.PassivateAfter})
-	if err != nil {
-		return nil, err
-	}
-	a := &app{eng: eng}
-	fail := func(err error) (*app, error) {
-		_ = eng.Close(context.Background())
-		return nil, err
-	}
 	a.counts, err = engine.Register[Count](eng, name, engine.KindOptions{Storage: store})
 	if err != nil {
+		if c, ok := store.(io.Closer); ok {
+			_ = c.Close() // the engine owns it only once registered
+		}
 		return fail(err)
 	}
 	var binding transport.Binding
@@ -210,6 +220,8 @@ func openStorage(cfg config) (storage.Storage, error) {
 		return cfg.store, nil
 	}
 	switch cfg.Storage {
+	case "directory":
+		return storage.NewCachedDirectory(cfg.Dir, storage.DirectoryOptions{})
 	case "memory":
 		return storage.NewMemory(storage.MemoryOptions{}), nil
 	case "redis":
@@ -217,7 +229,7 @@ func openStorage(cfg config) (storage.Storage, error) {
 		defer cancel()
 		return redisstore.New(ctx, cfg.Redis, redisstore.Options{})
 	}
-	return nil, fmt.Errorf("unknown -storage %q (want memory or redis)", cfg.Storage)
+	return nil, fmt.Errorf("unknown -storage %q (want directory, memory or redis)", cfg.Storage)
 }
 
 // parseSecret decodes -secret: 32 bytes in hex, or nothing.

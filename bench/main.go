@@ -1,0 +1,241 @@
+// Command bench measures Steward beside the Go session libraries people
+// compare it with (alexedwards/scs, gorilla/sessions) and beside the same
+// HTTP server with no sessions at all, in one run on one machine.
+//
+//	go run ./bench -quick                       # ~30 s: 1 round × 2 s per system and scenario
+//	go run ./bench                              # 3 rounds × 5 s, the median of the rounds
+//	go run ./bench -scale                       # adds the "scale" measurements (~1 min)
+//	go run ./bench -json b.json -md b.md -svg b.svg
+//
+// Every system runs the same tiny handler (read a counter, increment it,
+// write it back, reply with the number) in a server process of its own: the
+// bench re-executes itself with the hidden -serve flag. One load client with
+// keep-alive connections drives every system, closed loop, alternating the
+// systems (A B C ... A B C ...) so that a drifting machine favours nobody.
+//
+// Scenarios:
+//
+//	many-sessions  64 connections, each its own session
+//	hot-session    64 connections sharing one session; lost updates are the
+//	               successful increments minus the counter's final value
+//	scale          (with -scale) memory per stored session and per live
+//	               session actor, and passivation of idle actors
+//
+// A system whose feature has not landed yet is listed as missing, with the
+// reason, and never measured by a stand-in.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// options are the command line of a benchmark run.
+type options struct {
+	quick       bool
+	rounds      int
+	duration    time.Duration
+	warmup      time.Duration
+	connections int
+	scenarios   []string
+	systems     []string
+	jsonPath    string
+	mdPath      string
+	svgPath     string
+	profileDir  string
+	scaleN      int // stored sessions for the scale scenario
+	scaleActors int // live actors for the scale scenario
+
+	// requests, when positive, replaces the timed warm-up and measurement:
+	// each connection sends exactly this many increments (tests use it so
+	// that they do not depend on timing).
+	requests int
+}
+
+// run is main without os.Exit, for tests.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var scenarios, systems string
+	var scale bool
+	fs.BoolVar(&o.quick, "quick", false, "1 round, 2 s per system and scenario (whole run well under 60 s)")
+	fs.IntVar(&o.rounds, "rounds", 0, "rounds of every system and scenario; the median is reported (default 3, 1 with -quick)")
+	fs.DurationVar(&o.duration, "duration", 0, "measured time per run (default 5s, 2s with -quick)")
+	fs.DurationVar(&o.warmup, "warmup", 0, "unmeasured warm-up per run (default 1s, 500ms with -quick)")
+	fs.IntVar(&o.connections, "connections", 64, "keep-alive connections of the load client")
+	fs.StringVar(&scenarios, "scenarios", "many-sessions,hot-session", "comma-separated scenarios: many-sessions, hot-session, scale")
+	fs.StringVar(&systems, "systems", "", "comma-separated systems to run (default all): "+strings.Join(systemNames(), ", "))
+	fs.BoolVar(&scale, "scale", false, `add the "scale" scenario: 1,000,000 stored sessions and 100,000 live actors (~1 min)`)
+	fs.StringVar(&o.jsonPath, "json", "", "write the results as JSON to this file")
+	fs.StringVar(&o.mdPath, "md", "", "write the Markdown table to this file as well as to stdout")
+	fs.StringVar(&o.svgPath, "svg", "", "write an SVG bar chart of req/s to this file")
+	fs.StringVar(&o.profileDir, "profile", "", "have each server write a CPU profile into this directory")
+	fs.IntVar(&o.scaleN, "scale-sessions", 1_000_000, "stored sessions in the scale scenario")
+	fs.IntVar(&o.scaleActors, "scale-actors", 100_000, "live session actors in the scale scenario")
+
+	// Hidden modes: the bench re-executes itself as a server or as one
+	// scale measurement, so that `go run ./bench` builds nothing extra.
+	var serveSystem, serveAddr, serveDir, cpuprofile, scaleChild, scaleDir string
+	var serveTimeout time.Duration
+	fs.StringVar(&serveSystem, "serve", "", "")
+	fs.StringVar(&serveAddr, "addr", "127.0.0.1:0", "")
+	fs.StringVar(&serveDir, "dir", "", "")
+	fs.StringVar(&cpuprofile, "cpuprofile", "", "")
+	fs.DurationVar(&serveTimeout, "serve-timeout", 10*time.Minute, "")
+	fs.StringVar(&scaleChild, "scale-child", "", "")
+	fs.StringVar(&scaleDir, "scale-dir", "", "")
+	fs.IntVar(&o.requests, "requests", 0, "")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: go run ./bench [-quick] [-scale] [-json PATH] [-md PATH] [-svg PATH] [flags]")
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Usage == "" {
+				return // hidden
+			}
+			fmt.Fprintf(stderr, "  -%s\n    \t%s\n", f.Name, f.Usage)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	switch {
+	case serveSystem != "":
+		if err := serve(serveSystem, serveAddr, serveDir, cpuprofile, serveTimeout, stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "bench: serve %s: %v\n", serveSystem, err)
+			return 1
+		}
+		return 0
+	case scaleChild != "":
+		if err := scaleOne(scaleChild, o.scaleN, o.scaleActors, scaleDir, stdout); err != nil {
+			fmt.Fprintf(stderr, "bench: scale %s: %v\n", scaleChild, err)
+			return 1
+		}
+		return 0
+	}
+
+	if err := o.finish(scenarios, systems, scale); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
+	if needsRedis(o.systems) && os.Getenv(redisEnv) == "" {
+		url, stop, err := startRedis()
+		if err != nil {
+			fmt.Fprintln(stderr, "bench: starting redis-server:", err)
+			return 1
+		}
+		defer stop()
+		os.Setenv(redisEnv, url) // the servers inherit it
+	}
+	rep := runAll(o, stderr)
+	rep.Command = "go run ./bench " + strings.Join(args, " ")
+	if err := rep.write(o, stdout); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// needsRedis reports whether a selected system runs on Redis and can.
+func needsRedis(selected []string) bool {
+	for _, name := range selected {
+		if sys, ok := findSystem(name); ok && sys.build != nil && sys.missing == "" &&
+			(name == "steward-redis" || name == "scs-redis") {
+			return true
+		}
+	}
+	return false
+}
+
+// finish fills the defaults and checks the lists.
+func (o *options) finish(scenarios, systems string, scale bool) error {
+	def := func(v *time.Duration, normal, quick time.Duration) {
+		if *v == 0 {
+			*v = normal
+			if o.quick {
+				*v = quick
+			}
+		}
+	}
+	def(&o.duration, 5*time.Second, 2*time.Second)
+	def(&o.warmup, time.Second, 500*time.Millisecond)
+	if o.rounds == 0 {
+		o.rounds = 3
+		if o.quick {
+			o.rounds = 1
+		}
+	}
+	if o.rounds < 0 || o.connections <= 0 || o.duration < 0 || o.warmup < 0 || o.scaleN <= 0 || o.scaleActors <= 0 {
+		return fmt.Errorf("negative -rounds, -duration or -warmup, or non-positive -connections or -scale-*")
+	}
+	for _, s := range splitList(scenarios) {
+		if !slices.Contains(allScenarios, s) {
+			return fmt.Errorf("unknown scenario %q (want %s)", s, strings.Join(allScenarios, ", "))
+		}
+		o.scenarios = appendOnce(o.scenarios, s)
+	}
+	if scale {
+		o.scenarios = appendOnce(o.scenarios, scenarioScale)
+	}
+	if len(o.scenarios) == 0 {
+		return fmt.Errorf("no scenario selected")
+	}
+	for _, s := range splitList(systems) {
+		if !slices.Contains(systemNames(), s) {
+			return fmt.Errorf("unknown system %q (want %s)", s, strings.Join(systemNames(), ", "))
+		}
+		o.systems = appendOnce(o.systems, s)
+	}
+	if len(o.systems) == 0 {
+		o.systems = systemNames()
+	}
+	return nil
+}
+
+// Scenario names.
+const (
+	scenarioMany  = "many-sessions"
+	scenarioHot   = "hot-session"
+	scenarioScale = "scale"
+)
+
+var allScenarios = []string{scenarioMany, scenarioHot, scenarioScale}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// machine describes where the run happened.
+func machine() string {
+	return fmt.Sprintf("%s %s/%s, %d CPUs", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+}

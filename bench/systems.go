@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/gorilla/sessions"
+	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/storage"
+	"github.com/steward-sessions/steward/transport"
+)
+
+// A system is one way of keeping the counter: a session library with one
+// of its storages, or no session at all.
+type system struct {
+	name string
+	// steward marks Steward's systems, which must never lose an update.
+	steward bool
+	// clientSide marks a system whose session value travels to the client:
+	// concurrent requests of one session each carry their own copy, so
+	// lost updates are in its nature (Steward documents it) and not a defect.
+	clientSide bool
+	// missing, when not empty, says why the system cannot be measured yet.
+	missing string
+	// build makes the server's handler in a process of its own. dir is an
+	// empty temporary directory the system may use. close releases what the
+	// handler holds.
+	build func(dir string) (h http.Handler, close func() error, err error)
+}
+
+// systems lists every system in the order they run and appear.
+var systems = []system{
+	{name: "no-session", build: buildNoSession},
+	{name: "steward-memory", steward: true, build: buildStewardMemory},
+	{name: "steward-directory", steward: true, missing: directoryMissing, build: buildStewardDirectory},
+	{name: "steward-client", steward: true, clientSide: true, build: buildStewardClient},
+	{name: "steward-redis", steward: true, missing: redisMissing(), build: buildStewardRedis},
+	{name: "scs-memstore", build: buildSCSMemstore},
+	{name: "scs-redis", missing: redisMissing(), build: buildSCSRedis},
+	{name: "gorilla-cookie", build: buildGorillaCookie},
+	{name: "gorilla-filesystem", build: buildGorillaFilesystem},
+}
+
+func systemNames() []string {
+	names := make([]string, len(systems))
+	for i, s := range systems {
+		names[i] = s.name
+	}
+	return names
+}
+
+func findSystem(name string) (system, bool) {
+	for _, s := range systems {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return system{}, false
+}
+
+// counter is the tiny handler every system runs:
+//
+//	POST /increment  read the counter, add one, write it back, reply with it
+//	GET  /count      reply with the counter, writing nothing
+//
+// The reply is the number and a newline, as text/plain.
+type counter struct {
+	incr func(w http.ResponseWriter, r *http.Request) (int, error)
+	read func(w http.ResponseWriter, r *http.Request) (int, error)
+}
+
+func (c counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var op func(http.ResponseWriter, *http.Request) (int, error)
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/increment":
+		op = c.incr
+	case r.Method == http.MethodGet && r.URL.Path == "/count":
+		op = c.read
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	n, err := op(w, r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var buf [24]byte
+	b := append(strconv.AppendInt(buf[:0], int64(n), 10), '\n')
+	h := w.Header()
+	h["Content-Type"] = textPlain
+	_, _ = w.Write(b)
+}
+
+var textPlain = []string{"text/plain; charset=utf-8"}
+
+// no-session: the same handler with one global counter and no session at
+// all, the physical limit of this HTTP server.
+func buildNoSession(string) (http.Handler, func() error, error) {
+	var n atomic.Int64
+	return counter{
+		incr: func(http.ResponseWriter, *http.Request) (int, error) { return int(n.Add(1)), nil },
+		read: func(http.ResponseWriter, *http.Request) (int, error) { return int(n.Load()), nil },
+	}, func() error { return nil }, nil
+}
+
+// Count is Steward's session value.
+type Count struct {
+	N int `json:"n"`
+}
+
+// stewardHandler serves the counter from a Steward engine whose one kind
+// keeps its values in store, its ID in the cookie SESSION_ID; with a nil
+// store the kind is client-side and the value travels in the cookie,
+// sealed by ts.
+func stewardHandler(store storage.Storage, ts ...transport.Transformer) (http.Handler, func() error, error) {
+	eng, err := engine.New(engine.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	closeEng := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return eng.Close(ctx)
+	}
+	counts, err := engine.Register[Count](eng, "SESSION_ID", engine.KindOptions{Storage: store})
+	if err != nil {
+		_ = closeEng()
+		return nil, nil, err
+	}
+	mw, err := transport.Middleware(transport.Cookie(counts, transport.CookieConfig{Name: "SESSION_ID"}, ts...))
+	if err != nil {
+		_ = closeEng()
+		return nil, nil, err
+	}
+	h := counter{
+		incr: func(_ http.ResponseWriter, r *http.Request) (int, error) {
+			c, err := counts.Update(r.Context(), func(c *Count) error { // atomic per session
+				c.N++
+				return nil
+			})
+			return c.N, err
+		},
+		read: func(_ http.ResponseWriter, r *http.Request) (int, error) {
+			c, _, err := counts.Get(r.Context())
+			return c.N, err
+		},
+	}
+	return mw(h), closeEng, nil
+}
+
+func buildStewardMemory(string) (http.Handler, func() error, error) {
+	return stewardHandler(storage.NewMemory(storage.MemoryOptions{}))
+}
+
+// steward-client: the count travels in the cookie, encrypted (AES-128-GCM).
+func buildStewardClient(string) (http.Handler, func() error, error) {
+	key := make([]byte, 16)
+	if _, err := rand.Read(key); err != nil {
+		return nil, nil, err
+	}
+	return stewardHandler(nil, transport.Encrypt(key))
+}
+
+// scs-memstore: scs's default store, through its LoadAndSave middleware.
+func buildSCSMemstore(string) (http.Handler, func() error, error) {
+	return scsCounter(scs.New()), func() error { return nil }, nil // memstore, gob codec, cookie "session"
+}
+
+// scsCounter is the counter on an scs session manager.
+func scsCounter(sm *scs.SessionManager) http.Handler {
+	h := counter{
+		incr: func(_ http.ResponseWriter, r *http.Request) (int, error) {
+			n := sm.GetInt(r.Context(), "n") + 1
+			sm.Put(r.Context(), "n", n)
+			return n, nil
+		},
+		read: func(_ http.ResponseWriter, r *http.Request) (int, error) {
+			return sm.GetInt(r.Context(), "n"), nil
+		},
+	}
+	return sm.LoadAndSave(h)
+}
+
+// Fixed keys: the bench needs no secrecy, only the same work as production.
+var (
+	gorillaHashKey  = []byte("bench-hash-key-0123456789abcdef-bench-hash-key-0123456789abcdef!") // 64 bytes: HMAC-SHA256
+	gorillaBlockKey = []byte("bench-block-key-0123456789abcdef")                                 // 32 bytes: AES-256
+)
+
+// gorillaCounter serves the counter from a gorilla/sessions store.
+func gorillaCounter(store sessions.Store) http.Handler {
+	return counter{
+		incr: func(w http.ResponseWriter, r *http.Request) (int, error) {
+			s, _ := store.Get(r, "session") // an undecodable cookie gives a new session
+			n, _ := s.Values["n"].(int)
+			n++
+			s.Values["n"] = n
+			return n, s.Save(r, w)
+		},
+		read: func(_ http.ResponseWriter, r *http.Request) (int, error) {
+			s, _ := store.Get(r, "session")
+			n, _ := s.Values["n"].(int)
+			return n, nil
+		},
+	}
+}
+
+// gorilla-cookie: the value travels in the cookie, signed (HMAC-SHA256)
+// and encrypted (AES-256-CTR), the peer of Steward's client-side sessions.
+func buildGorillaCookie(string) (http.Handler, func() error, error) {
+	return gorillaCounter(sessions.NewCookieStore(gorillaHashKey, gorillaBlockKey)), func() error { return nil }, nil
+}
+
+// gorilla-filesystem: one file per session in dir, the signed ID in the
+// cookie.
+func buildGorillaFilesystem(dir string) (http.Handler, func() error, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	return gorillaCounter(sessions.NewFilesystemStore(dir, gorillaHashKey)), func() error { return nil }, nil
+}

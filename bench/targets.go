@@ -1,0 +1,135 @@
+package main
+
+import "fmt"
+
+// target is one of issue 5's goals for the product, held against this run.
+type target struct {
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	// Status is "met", "short by N%", "missing: ...", or "not measured".
+	Status string `json:"status"`
+	Met    *bool  `json:"met"` // null when not measured
+}
+
+// targets compares the run with issue 5's targets. A ratio target that is
+// not met says by how much the system falls short of it.
+func (rep *report) targets() []target {
+	var ts []target
+	rate := func(scenario, system string) (*float64, string) {
+		r := rep.find(scenario, system)
+		switch {
+		case r == nil:
+			return nil, "not measured (not selected)"
+		case r.Missing != "":
+			return nil, "missing: " + r.Missing
+		case r.ReqPerS == nil:
+			return nil, "not measured (the runs failed)"
+		}
+		return r.ReqPerS, ""
+	}
+	ratioGoal := func(scenario, sys, of string, min float64, ofLabel string) {
+		t := target{Goal: fmt.Sprintf("%s: %s ≥ %.2gx %s", scenario, sys, min, ofLabel)}
+		a, why := rate(scenario, sys)
+		b, whyB := rate(scenario, of)
+		switch {
+		case a == nil:
+			t.Measured, t.Status = "–", why
+		case b == nil || *b == 0:
+			t.Measured, t.Status = "–", of+" "+whyB
+		default:
+			x := *a / *b
+			t.Measured = fmt.Sprintf("%.2fx", x)
+			// The server's CPU per request does not depend on how much of
+			// the machine the load client takes: show it beside.
+			if ca, cb := rep.find(scenario, sys).ServerCPUUsPerReq, rep.find(scenario, of).ServerCPUUsPerReq; ca != nil && cb != nil && *ca > 0 {
+				t.Measured += fmt.Sprintf(" (by server CPU per request: %.2fx)", *cb / *ca)
+			}
+			t.Met = ptr(x >= min)
+			if x >= min {
+				t.Status = "met"
+			} else {
+				t.Status = fmt.Sprintf("short by %.0f%% (needs %.2fx its req/s)", 100*(1-x/min), min/x)
+			}
+		}
+		ts = append(ts, t)
+	}
+	many, hot := scenarioMany, scenarioHot
+	ratioGoal(many, "steward-memory", "no-session", 0.85, "no-session")
+	ratioGoal(many, "steward-memory", "scs-memstore", 2.2, "scs-memstore")
+	ratioGoal(many, "steward-directory", "no-session", 0.40, "no-session")
+	ratioGoal(many, "steward-directory", "gorilla-filesystem", 5, "gorilla-filesystem")
+	ratioGoal(many, "steward-client", "gorilla-cookie", 1.8, "gorilla-cookie")
+	for _, sys := range systems {
+		if !sys.steward {
+			continue
+		}
+		t := target{Goal: fmt.Sprintf("%s: %s loses no update", hot, sys.name)}
+		r := rep.find(hot, sys.name)
+		switch {
+		case sys.clientSide:
+			t.Measured, t.Status = "–", "not applicable: each request carries its own copy of a client-side value"
+			if r != nil && r.LostUpdates != nil {
+				t.Measured = fmt.Sprintf("%s lost of %s", thousands(float64(*r.LostUpdates)), thousands(float64(r.Increments)))
+			}
+		case r == nil:
+			t.Measured, t.Status = "–", "not measured (not selected)"
+		case r.Missing != "":
+			t.Measured, t.Status = "–", "missing: "+r.Missing
+		case r.LostUpdates == nil:
+			t.Measured, t.Status = "–", "not measured (the runs failed)"
+		default:
+			t.Measured = fmt.Sprintf("%s lost of %s", thousands(float64(*r.LostUpdates)), thousands(float64(r.Increments)))
+			t.Met = ptr(*r.LostUpdates == 0)
+			t.Status = "met"
+			if *r.LostUpdates != 0 {
+				t.Status = "NOT met"
+			}
+		}
+		ts = append(ts, t)
+		if r != nil && r.Missing == "" {
+			t := target{Goal: fmt.Sprintf("%s: %s ≥ 0.5x its %s figure", hot, sys.name, many)}
+			a, why := rate(hot, sys.name)
+			b, whyB := rate(many, sys.name)
+			switch {
+			case a == nil:
+				t.Measured, t.Status = "–", why
+			case b == nil || *b == 0:
+				t.Measured, t.Status = "–", many+" "+whyB
+			default:
+				x := *a / *b
+				t.Measured = fmt.Sprintf("%.2fx", x)
+				t.Met = ptr(x >= 0.5)
+				t.Status = "met"
+				if x < 0.5 {
+					t.Status = fmt.Sprintf("short by %.0f%%", 100*(1-x/0.5))
+				}
+			}
+			ts = append(ts, t)
+		}
+	}
+	if r := rep.find(scenarioScale, scaleMemoryStorage); r != nil {
+		t := target{Goal: "scale: 1,000,000 sessions of 100 bytes in memory storage under 512 MB resident"}
+		switch {
+		case r.Scale == nil:
+			t.Measured, t.Status = "–", "not measured: "+oneLine(r.Error)
+		default:
+			t.Measured = fmt.Sprintf("%s sessions, %.0f MB", thousands(float64(r.Scale.Sessions)), r.Scale.RSSMB)
+			if r.Scale.Sessions < 1_000_000 {
+				t.Status = "not measured (fewer than 1,000,000 sessions: -scale-sessions)"
+			} else {
+				t.Met = ptr(r.Scale.RSSMB < 512)
+				t.Status = "met"
+				if r.Scale.RSSMB >= 512 {
+					t.Status = fmt.Sprintf("over by %.0f MB", r.Scale.RSSMB-512)
+				}
+			}
+		}
+		ts = append(ts, t)
+	}
+	ts = append(ts, target{
+		Goal:     "engine: ≥ 500,000 updates/s on 10,000 sessions from 64 goroutines",
+		Measured: "–",
+		Status:   "not measured here: go test -run '^$' -bench 'Update/sessions=10000/goroutines=64' ./engine/",
+	})
+	return ts
+}

@@ -1,0 +1,701 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// ErrLocked is returned by NewDirectory when another Directory, in this
+// process or another, already uses the directory. Check it with errors.Is.
+var ErrLocked = errors.New("storage: session directory is in use by another Directory")
+
+const (
+	// dirLockName is the lock file inside the root.
+	dirLockName = "lock"
+	// dirStripes is the number of lock stripes (and cache shards).
+	dirStripes = 256
+	// dirCacheEntries bounds the IDs whose current slot is remembered.
+	dirCacheEntries = 1 << 16
+	// dirBufSize is the size of the scratch buffers: a session file up to
+	// this size is read or written with a single system call.
+	dirBufSize = 4096
+	// dirCreateAttempts bounds the retries of a slot creation that meets a
+	// stale file or a fan-out directory being removed.
+	dirCreateAttempts = 8
+
+	defaultSweepInterval = time.Minute
+	defaultSweepBatch    = 1000
+)
+
+// errWouldBlock is returned by lockFile when the lock is held elsewhere.
+var errWouldBlock = errors.New("lock held elsewhere")
+
+// DirectoryOptions configures a Directory. The zero value is ready to use.
+type DirectoryOptions struct {
+	// Sync makes every acknowledged write and removal durable across a
+	// power loss or an operating system crash: Save and Write fsync the
+	// new file and then its directory before returning, Delete and
+	// Invalidate fsync the directory. It costs a disk flush per operation
+	// (milliseconds on most disks).
+	//
+	// Default false: a value is acknowledged once it is in the kernel's
+	// page cache. That survives any crash or kill of the process
+	// (SIGKILL, a panic, the OOM killer) at any instant, but not a power
+	// loss or a kernel crash, after which the writes of the last seconds
+	// may be lost: a session may hold an older value, lose its value, or
+	// come back after it was invalidated.
+	Sync bool
+
+	// Now returns the current time and decides which values have expired.
+	// Default (nil): time.Now.
+	Now func() time.Time
+
+	// SweepInterval is how often the background sweeper runs a Sweep.
+	// Default (zero): one minute. Negative: no background sweeper; call
+	// Sweep yourself.
+	SweepInterval time.Duration
+
+	// SweepBatch bounds the work of one Sweep: the most session files it
+	// examines (and, separately, twice as many directories it lists).
+	// Default (zero or negative): 1000.
+	SweepBatch int
+
+	// Logger receives warnings about corrupt files and failed sweeps.
+	// Default (nil): nothing is logged.
+	Logger *slog.Logger
+}
+
+// Directory is a Storage and BytesStorage that keeps each session in a
+// file under a directory, so sessions survive restarts: the counterpart of
+// Ktor's directorySessionStorage. Wrap it in a cache when reads dominate.
+//
+// # Layout
+//
+// A session lives under root/ab/cd/, where ab and cd come from a hash of
+// its ID, so a million sessions spread over 65,536 directories. Its file
+// name is the ID in lowercase base32, which no case-insensitive file
+// system confuses with another ID, with the suffix .0 or .1: each session
+// has two slots. Each file starts with a header holding a magic, the
+// format version, a sequence number, the expiry, the payload length and a
+// CRC-32C over header and payload. The directory also holds the lock file,
+// named lock; other files are left alone. Files are created with mode 0600,
+// directories with 0700.
+//
+// # Crash safety
+//
+// A write never modifies a file: it creates the slot that is not current
+// under a fresh name (O_EXCL), writes header and payload, closes it, and
+// only then removes the previous slot. A reader takes the valid slot with
+// the highest sequence number, so a write cut short anywhere leaves the
+// previous value readable: a new file that is partial, empty or damaged
+// fails its CRC and is ignored. A value is never read torn; a session
+// whose every file is damaged reads as ErrNotFound and is logged. This
+// costs far less than a rename over the old file, which ext4 makes flush
+// the data first. See DirectoryOptions.Sync for what survives a power
+// loss.
+//
+// # Concurrency and locking
+//
+// A Directory takes an exclusive lock (flock) on its lock file, so a
+// second Directory on the same directory, in this process or another,
+// fails with ErrLocked; the lock dies with the process, so a crash never
+// blocks a restart. On systems without flock no lock is taken. Calls for
+// one ID run one at a time, calls for different IDs run in parallel. The
+// Directory remembers the current slot of up to 65,536 IDs, so that a
+// write does not have to read both slots first.
+//
+// # Expiry and sweeping
+//
+// A value past its expiry reads as ErrNotFound; the expiry is in the
+// header, so an expired file is recognised without reading its value. A
+// background goroutine sweeps the directories every
+// DirectoryOptions.SweepInterval, a bounded batch at a time (see Sweep),
+// removing expired and damaged files and the leftovers of interrupted
+// writes. Close stops it.
+//
+// Read loads the whole value into memory before calling its function, and
+// Write streams its function's output to the file. The contexts are not
+// consulted: each call is a few system calls. A Directory is safe for
+// concurrent use.
+type Directory struct {
+	root  string
+	sync  bool
+	now   func() time.Time
+	log   *slog.Logger
+	batch int
+
+	lock      *os.File // the locked lock file, kept open
+	errClosed error    // returned by operations after Close
+
+	stripes []dirStripe
+	bufs    sync.Pool // *[]byte scratch buffers of dirBufSize
+
+	sweepMu sync.Mutex  // serializes Sweep passes, protects cursor
+	cursor  sweepCursor // where the next Sweep starts
+
+	closed    atomic.Bool
+	stopCtx   context.Context // cancelled by Close: stops the sweeper
+	stop      context.CancelFunc
+	done      chan struct{} // closed when the sweeper has returned; nil without one
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// dirStripe serializes the operations on the IDs that hash to it and
+// caches their current slots.
+type dirStripe struct {
+	mu sync.Mutex // protects busy and cache
+	// busy holds the IDs with an operation in progress. The value is nil,
+	// or a channel that waiting operations wait on, closed when the
+	// operation ends.
+	busy  map[string]chan struct{}
+	cache *simplelru.LRU[string, slotState]
+	idle  sync.Cond // broadcast when busy empties after Close began
+}
+
+// slotState is what the cache knows of an ID: which slot holds its current
+// value, with which sequence number.
+type slotState struct {
+	seq  uint64
+	slot uint8
+}
+
+// cacheOp says what an operation learned about its ID.
+type cacheOp uint8
+
+const (
+	cacheKeep cacheOp = iota // nothing new
+	cacheSet                 // the given state is current
+	cacheDrop                // forget the ID
+)
+
+// NewDirectory returns a Directory that keeps sessions under dir, creating
+// dir (mode 0700) if needed and locking it; a relative dir is resolved
+// against the working directory once, here. It fails with an error
+// wrapping ErrLocked if another Directory uses dir. Close the Directory to
+// stop its sweeper and release the lock.
+func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
+	if dir == "" {
+		return nil, errors.New("storage: NewDirectory: empty directory path")
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: NewDirectory %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: creating the session directory: %w", err)
+	}
+	if opts.Sync {
+		if err := syncDir(filepath.Dir(root)); err != nil {
+			return nil, err
+		}
+	}
+	lockPath := filepath.Join(root, dirLockName)
+	lf, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("storage: opening the lock file: %w", err)
+	}
+	if err := lockFile(lf); err != nil {
+		holder := lockHolder(lf)
+		lf.Close()
+		if err == errWouldBlock {
+			return nil, fmt.Errorf("%w: %s is locked%s", ErrLocked, lockPath, holder)
+		}
+		return nil, fmt.Errorf("storage: locking %s: %w", lockPath, err)
+	}
+	// Record who holds the lock, for the error of the next one. Only a
+	// diagnostic: failing to write it is no reason to fail.
+	if lf.Truncate(0) == nil {
+		_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+
+	d := &Directory{
+		root:      root,
+		sync:      opts.Sync,
+		now:       opts.Now,
+		log:       opts.Logger,
+		batch:     opts.SweepBatch,
+		lock:      lf,
+		errClosed: fmt.Errorf("storage: session directory %s: %w", root, os.ErrClosed),
+		stripes:   make([]dirStripe, dirStripes),
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.batch <= 0 {
+		d.batch = defaultSweepBatch
+	}
+	d.bufs.New = func() any {
+		b := make([]byte, dirBufSize)
+		return &b
+	}
+	for i := range d.stripes {
+		s := &d.stripes[i]
+		s.busy = make(map[string]chan struct{})
+		s.idle.L = &s.mu
+		lru, err := simplelru.NewLRU[string, slotState](dirCacheEntries/dirStripes, nil)
+		if err != nil {
+			panic("storage: " + err.Error()) // unreachable: the size is positive
+		}
+		s.cache = lru
+	}
+	d.stopCtx, d.stop = context.WithCancel(context.Background())
+	interval := opts.SweepInterval
+	if interval == 0 {
+		interval = defaultSweepInterval
+	}
+	if interval > 0 {
+		d.done = make(chan struct{})
+		go d.sweepLoop(interval)
+	}
+	return d, nil
+}
+
+// lockHolder returns " by process N" from the lock file's content, or "".
+func lockHolder(f *os.File) string {
+	var b [24]byte
+	n, _ := f.ReadAt(b[:], 0)
+	pid := strings.TrimSpace(string(b[:n]))
+	if _, err := strconv.Atoi(pid); err != nil {
+		return ""
+	}
+	return " by process " + pid
+}
+
+// Close stops the background sweeper, waits for the operations in
+// progress, and releases the lock. Operations called afterwards return an
+// error wrapping os.ErrClosed. Calling Close again returns the result of
+// the first call.
+func (d *Directory) Close() error {
+	d.closeOnce.Do(func() {
+		d.closed.Store(true)
+		d.stop()
+		if d.done != nil {
+			<-d.done
+		}
+		for i := range d.stripes {
+			s := &d.stripes[i]
+			s.mu.Lock()
+			for len(s.busy) > 0 {
+				s.idle.Wait()
+			}
+			s.mu.Unlock()
+		}
+		if err := d.lock.Close(); err != nil {
+			d.closeErr = fmt.Errorf("storage: releasing the lock: %w", err)
+		}
+	})
+	return d.closeErr
+}
+
+// nowNanos returns the current time in Unix nanoseconds.
+func (d *Directory) nowNanos() int64 {
+	return d.now().UnixNano()
+}
+
+func (d *Directory) getBuf() *[]byte  { return d.bufs.Get().(*[]byte) }
+func (d *Directory) putBuf(b *[]byte) { d.bufs.Put(b) }
+
+// begin waits until no other operation on id is in progress and marks id
+// busy. It returns id's stripe and what the cache knows of id. Every begin
+// that succeeds must be followed by end.
+func (d *Directory) begin(id string, h uint64) (s *dirStripe, st slotState, cached bool, err error) {
+	s = &d.stripes[h%dirStripes]
+	s.mu.Lock()
+	for {
+		if d.closed.Load() {
+			s.mu.Unlock()
+			return nil, slotState{}, false, d.errClosed
+		}
+		ch, ok := s.busy[id]
+		if !ok {
+			break
+		}
+		if ch == nil {
+			ch = make(chan struct{})
+			s.busy[id] = ch
+		}
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	s.busy[id] = nil
+	st, cached = s.cache.Get(id)
+	s.mu.Unlock()
+	return s, st, cached, nil
+}
+
+// end records what the operation learned of id and ends it, letting the
+// next operation on id start.
+func (d *Directory) end(s *dirStripe, id string, op cacheOp, st slotState) {
+	s.mu.Lock()
+	switch op {
+	case cacheSet:
+		if s.cache.Contains(id) {
+			s.cache.Add(id, st)
+		} else {
+			// The key outlives the call: do not keep a larger string that
+			// id may be sliced from alive.
+			s.cache.Add(strings.Clone(id), st)
+		}
+	case cacheDrop:
+		s.cache.Remove(id)
+	}
+	ch := s.busy[id]
+	delete(s.busy, id)
+	if len(s.busy) == 0 && d.closed.Load() {
+		s.idle.Broadcast()
+	}
+	s.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// scan reads and checks both slots of an ID, logging the damaged ones.
+func (d *Directory) scan(p *slotPaths, buf []byte, wantPayload bool) (infos [2]slotInfo, payloads [2][]byte, err error) {
+	for i := range infos {
+		infos[i], payloads[i], err = readSlot(p.slot[i], buf, wantPayload, 0)
+		if err != nil {
+			return infos, payloads, err
+		}
+		if infos[i].bad != nil {
+			d.log.Warn("storage: damaged session file ignored", "path", p.slot[i], "error", infos[i].bad)
+		}
+	}
+	return infos, payloads, nil
+}
+
+// Load returns the value stored under id, or an error wrapping ErrNotFound
+// when there is no live one. A session whose files are all damaged reads
+// as ErrNotFound and is logged. The returned slice is the caller's.
+func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
+	if !ValidID(id) {
+		return nil, ErrInvalidID
+	}
+	h := dirHash(id)
+	s, st, cached, err := d.begin(id, h)
+	if err != nil {
+		return nil, err
+	}
+	op, newSt := cacheKeep, st
+	defer func() { d.end(s, id, op, newSt) }()
+
+	p := pathsFor(d.root, id, h)
+	bp := d.getBuf()
+	defer d.putBuf(bp)
+	now := d.nowNanos()
+	if cached {
+		// The cached slot is the current one: read it alone, and judge its
+		// expiry from the header.
+		info, payload, err := readSlot(p.slot[st.slot], *bp, true, now)
+		if err != nil {
+			return nil, err
+		}
+		if info.valid && info.seq == st.seq {
+			if !info.live(now) {
+				return nil, ErrNotFound
+			}
+			return payload, nil
+		}
+		// Changed behind our back (removed or damaged by hand): read both.
+	}
+	infos, payloads, err := d.scan(&p, *bp, true)
+	if err != nil {
+		op = cacheDrop
+		return nil, err
+	}
+	n := newest(&infos)
+	if n < 0 {
+		op = cacheDrop
+		return nil, ErrNotFound
+	}
+	op, newSt = cacheSet, slotState{seq: infos[n].seq, slot: uint8(n)}
+	if !infos[n].live(now) {
+		return nil, ErrNotFound
+	}
+	return payloads[n], nil
+}
+
+// Save stores data under id until expires (the zero time: no expiry),
+// replacing any previous value. A value already expired is not stored:
+// Save removes the previous one instead. Save does not keep data.
+func (d *Directory) Save(ctx context.Context, id string, data []byte, expires time.Time) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	exp := expiryNanos(expires)
+	if exp != 0 && d.nowNanos() > exp {
+		return d.remove(id)
+	}
+	return d.store(id, exp, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Delete removes the value stored under id. Deleting an unknown id is not
+// an error.
+func (d *Directory) Delete(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	return d.remove(id)
+}
+
+// Read calls fn with a reader over the value stored under id. It returns
+// an error wrapping ErrNotFound, without calling fn, when there is no live
+// value, and otherwise what fn returns. The value is read whole and checked
+// before fn is called; fn runs without any lock held.
+func (d *Directory) Read(ctx context.Context, id string, fn func(r io.Reader) error) error {
+	data, err := d.Load(ctx, id)
+	if err != nil {
+		return err
+	}
+	return fn(bytes.NewReader(data))
+}
+
+// Write stores what fn writes under id until expires (the zero time: no
+// expiry), replacing any previous value. What fn writes streams to a new
+// file; if fn returns an error, Write removes that file, returns the error,
+// and the previous value stays in place. fn runs while no other operation
+// on id can start, so it must not call the Directory for id itself. A value
+// already expired is not stored: Write lets fn write to io.Discard and then
+// removes the previous value.
+func (d *Directory) Write(ctx context.Context, id string, expires time.Time, fn func(w io.Writer) error) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	exp := expiryNanos(expires)
+	if exp != 0 && d.nowNanos() > exp {
+		if err := fn(io.Discard); err != nil {
+			return err
+		}
+		return d.remove(id)
+	}
+	return d.store(id, exp, fn)
+}
+
+// Invalidate removes the value stored under id. Invalidating an unknown id
+// is not an error.
+func (d *Directory) Invalidate(ctx context.Context, id string) error {
+	return d.Delete(ctx, id)
+}
+
+// store writes a new value for the valid id into the slot that is not
+// current, then removes the previous slot.
+func (d *Directory) store(id string, expires int64, fill func(io.Writer) error) error {
+	h := dirHash(id)
+	s, st, cached, err := d.begin(id, h)
+	if err != nil {
+		return err
+	}
+	op, newSt := cacheKeep, st
+	defer func() { d.end(s, id, op, newSt) }()
+
+	p := pathsFor(d.root, id, h)
+	bp := d.getBuf()
+	defer d.putBuf(bp)
+	have := cached
+	if !cached {
+		infos, _, err := d.scan(&p, *bp, false)
+		if err != nil {
+			return err
+		}
+		if n := newest(&infos); n >= 0 {
+			have, st = true, slotState{seq: infos[n].seq, slot: uint8(n)}
+			op, newSt = cacheSet, st
+		}
+	}
+	target := 0
+	if have {
+		target = 1 - int(st.slot)
+	}
+	seq := st.seq + 1
+	if err := d.writeSlot(&p, target, seq, expires, *bp, fill); err != nil {
+		return err
+	}
+	op, newSt = cacheSet, slotState{seq: seq, slot: uint8(target)}
+	old := p.slot[1-target]
+	if err := removeFile(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// The new value is in place and newer; the sweeper retries.
+		d.log.Warn("storage: removing a replaced session file", "path", old, "error", err)
+	}
+	return nil
+}
+
+// writeSlot creates slot target of p afresh and writes the value that
+// fill streams into it. On any failure the new file is removed.
+func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int64, buf []byte, fill func(io.Writer) error) error {
+	path := p.slot[target]
+	f, err := d.create(p, path)
+	if err != nil {
+		return err
+	}
+	open, ok := true, false
+	defer func() {
+		// Also when fill panics: leave no partial file behind.
+		if open {
+			f.Close()
+		}
+		if !ok {
+			_ = removeFile(path)
+		}
+	}()
+	w := newSlotWriter(f, buf)
+	if err := fill(&w); err != nil {
+		return err
+	}
+	if err := w.finish(seq, expires); err != nil {
+		return err
+	}
+	if d.sync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	open = false
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if d.sync {
+		if err := syncDir(p.leaf); err != nil {
+			return err
+		}
+	}
+	ok = true
+	return nil
+}
+
+// create creates the slot file at path, which must not exist: a stale file
+// there is removed, and missing fan-out directories are made.
+func (d *Directory) create(p *slotPaths, path string) (*os.File, error) {
+	var err error
+	for range dirCreateAttempts {
+		var f *os.File
+		f, err = openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		switch {
+		case err == nil:
+			return f, nil
+		case errors.Is(err, fs.ErrExist):
+			// A copy left by an interrupted write or removal.
+			if rerr := removeFile(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				return nil, fmt.Errorf("storage: %w", rerr)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			// The first session in these fan-out directories, or the
+			// sweeper just removed them: make them.
+			if merr := d.mkdirs(p); merr != nil && !errors.Is(merr, fs.ErrNotExist) {
+				return nil, merr
+			}
+		default:
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("storage: %w", err)
+}
+
+// mkdirs makes the fan-out directories of p, syncing their parents when
+// the Directory syncs.
+func (d *Directory) mkdirs(p *slotPaths) error {
+	for _, dir := range [2]string{p.top, p.leaf} {
+		err := os.Mkdir(dir, 0o700)
+		switch {
+		case err == nil:
+			if d.sync {
+				if err := syncDir(filepath.Dir(dir)); err != nil {
+					return err
+				}
+			}
+		case errors.Is(err, fs.ErrExist):
+		default:
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	return nil
+}
+
+// remove removes both slots of the valid id, the older first, so that an
+// interruption never leaves an older value to come back.
+func (d *Directory) remove(id string) error {
+	h := dirHash(id)
+	s, st, cached, err := d.begin(id, h)
+	if err != nil {
+		return err
+	}
+	defer d.end(s, id, cacheDrop, slotState{})
+
+	p := pathsFor(d.root, id, h)
+	order := [2]int{0, 1}
+	if cached {
+		order = [2]int{1 - int(st.slot), int(st.slot)}
+	} else {
+		bp := d.getBuf()
+		infos, _, err := d.scan(&p, *bp, false)
+		d.putBuf(bp)
+		if err != nil {
+			return err
+		}
+		if !infos[0].exists && !infos[1].exists {
+			return nil
+		}
+		if newest(&infos) == 0 {
+			order = [2]int{1, 0}
+		}
+	}
+	removed := false
+	for _, i := range order {
+		err := removeFile(p.slot[i])
+		switch {
+		case err == nil:
+			removed = true
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	if removed && d.sync {
+		return syncDir(p.leaf)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, making the creations and removals of names
+// in it durable.
+func syncDir(dir string) error {
+	f, err := openFile(dir, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("storage: syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Interface checks.
+var (
+	_ Storage      = (*Directory)(nil)
+	_ BytesStorage = (*Directory)(nil)
+	_ io.Closer    = (*Directory)(nil)
+)

@@ -1,0 +1,66 @@
+//go:build unix
+
+package storage
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// lockFile takes an exclusive, non-blocking flock on f. It returns
+// errWouldBlock if another open file holds it, in this process or another.
+// The kernel drops the lock when f is closed or the process dies.
+func lockFile(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lockErr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			lockErr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
+			if lockErr != syscall.EINTR {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if errors.Is(lockErr, syscall.EWOULDBLOCK) {
+		return errWouldBlock
+	}
+	return lockErr
+}
+
+// removeFile unlinks a file with a single system call (os.Remove also
+// tries rmdir when unlink fails, which a missing slot would pay for).
+func removeFile(path string) error {
+	for {
+		err := syscall.Unlink(path)
+		if err == nil {
+			return nil
+		}
+		if err != syscall.EINTR {
+			return &fs.PathError{Op: "unlink", Path: path, Err: err}
+		}
+	}
+}
+
+// openFile opens a file like os.OpenFile, in fewer system calls: os.OpenFile
+// tries to register every file with the network poller, which a regular
+// file refuses after four fcntl calls; os.NewFile checks the flags once and
+// does not try.
+func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
+		if err == nil {
+			return os.NewFile(uintptr(fd), path), nil
+		}
+		if err != syscall.EINTR {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+	}
+}
