@@ -174,10 +174,12 @@ func (sa *sessionActor) handle(op *Op) {
 		return
 	}
 	now := sa.sys.now().UnixNano()
-	if sa.kind.versioned != nil && op.Code != OpUpdate && !op.Fresh {
+	if sa.kind.versioned != nil && !op.Fresh &&
+		(op.Code != OpUpdate || sa.expires != 0 && now >= sa.expires) {
 		// Other instances write this session too: read it anew. (An
-		// update works on what it holds; its conditional write catches a
-		// stale copy.)
+		// update works on what it holds, its conditional write catching
+		// a stale copy, unless that copy looks expired: another instance
+		// may have kept it alive.)
 		sa.loaded = false
 	}
 	if !sa.loaded {
@@ -199,8 +201,11 @@ func (sa *sessionActor) handle(op *Op) {
 			sa.finish(op, Result{ID: sa.id})
 			return
 		}
+		// The answer is what was read; a touch that conflicts with another
+		// instance's write does not change it.
+		value, memo := sa.value, sa.memo
 		refreshed := sa.touch(op.ctx, now)
-		sa.finish(op, Result{ID: sa.id, Value: sa.value, Memo: sa.memo, Found: true, Refreshed: refreshed})
+		sa.finish(op, Result{ID: sa.id, Value: value, Memo: memo, Found: true, Refreshed: refreshed})
 	case OpUpdate:
 		sa.update(op, now)
 	case OpInvalidate:
@@ -234,14 +239,13 @@ func (sa *sessionActor) update(op *Op, now int64) {
 		value, write, err := callFn(op.Fn, old, sa.exists, &memo)
 		if err != nil {
 			sa.memo = nil // the function may have changed it halfway
-			sa.finish(op, Result{Err: err})
-			return
 		}
-		if !write {
+		if err != nil || !write {
 			if sa.kind.versioned != nil && !reread {
-				// Nothing to write means nothing checked the version: the
-				// answer must not come from a copy another instance has
-				// overwritten. Read anew and run the function again.
+				// Nothing written (or a refusal) means nothing checked the
+				// version: the answer must not come from a copy another
+				// instance has overwritten. Read anew and run the function
+				// again.
 				reread = true
 				if err := sa.load(op.ctx); err != nil {
 					sa.finish(op, Result{Err: err})
@@ -254,11 +258,16 @@ func (sa *sessionActor) update(op *Op, now int64) {
 				}
 				continue
 			}
+			if err != nil {
+				sa.finish(op, Result{Err: err})
+				return
+			}
 			if sa.exists {
 				sa.memo = memo
 			}
+			value, memo, found := sa.value, sa.memo, sa.exists
 			refreshed := sa.touch(op.ctx, now)
-			sa.finish(op, Result{ID: sa.id, Value: sa.value, Memo: sa.memo, Found: sa.exists, Refreshed: refreshed})
+			sa.finish(op, Result{ID: sa.id, Value: value, Memo: memo, Found: found, Refreshed: refreshed})
 			return
 		}
 		created := sa.created
@@ -296,52 +305,68 @@ func (sa *sessionActor) update(op *Op, now int64) {
 }
 
 func (sa *sessionActor) renew(op *Op, now int64) {
-	if !sa.exists {
-		sa.finish(op, Result{ID: sa.id})
-		return
-	}
-	newID, err := sa.kind.NewID()
-	if err != nil {
-		sa.finish(op, Result{Err: fmt.Errorf("engine: new session ID: %w", err)})
-		return
-	}
-	exp := sa.kind.expiry(sa.created, now)
-	rec := encodeRecord(record{created: sa.created, expires: exp, payload: sa.value})
-	h := sa.sys.hash(sa.kind, newID)
-	if err := sa.storageWrite(op.ctx, newID, h, rec, exp); err != nil {
-		sa.finish(op, Result{Err: err})
-		return
-	}
-	value := sa.value
-	if sa.kind.Grace > 0 {
-		aliasExp := now + int64(sa.kind.Grace)
-		if exp != 0 && exp < aliasExp {
-			aliasExp = exp
+	for attempt := 1; ; attempt++ {
+		if !sa.exists {
+			sa.finish(op, Result{ID: sa.id})
+			return
 		}
-		alias := encodeRecord(record{alias: true, created: sa.created, expires: aliasExp, payload: []byte(newID)})
-		if err = sa.writeOwn(op.ctx, alias, aliasExp); err == nil {
-			sa.alias, sa.expires, sa.stored = newID, aliasExp, aliasExp
+		newID, err := sa.kind.NewID()
+		if err != nil {
+			sa.finish(op, Result{Err: fmt.Errorf("engine: new session ID: %w", err)})
+			return
 		}
-	} else if _, err = sa.storageCall(op.ctx, stDelete, sa.id, sa.hash, nil, 0, 0); err == nil {
-		sa.alias, sa.expires, sa.stored, sa.version = "", 0, 0, 0
-	}
-	if err != nil {
-		// The value lives under both IDs now; drop the new one so that a
-		// failed renewal leaves one session, and read the old ID's state
-		// again rather than trust a guess.
-		if errors.Is(err, storage.ErrConflict) {
-			err = fmt.Errorf("%w: another instance wrote the session during Renew", ErrConflict)
+		exp := sa.kind.expiry(sa.created, now)
+		rec := encodeRecord(record{created: sa.created, expires: exp, payload: sa.value})
+		h := sa.sys.hash(sa.kind, newID)
+		if err := sa.storageWrite(op.ctx, newID, h, rec, exp); err != nil {
+			sa.finish(op, Result{Err: err})
+			return
 		}
+		value := sa.value
+		// The old ID becomes an alias for the grace period, or goes; with
+		// a Versioned storage either is conditional, so an update another
+		// instance made meanwhile is never lost.
+		if sa.kind.Grace > 0 {
+			aliasExp := now + int64(sa.kind.Grace)
+			if exp != 0 && exp < aliasExp {
+				aliasExp = exp
+			}
+			alias := encodeRecord(record{alias: true, created: sa.created, expires: aliasExp, payload: []byte(newID)})
+			if err = sa.writeOwn(op.ctx, alias, aliasExp); err == nil {
+				sa.exists, sa.value, sa.memo = false, nil, nil
+				sa.alias, sa.expires, sa.stored = newID, aliasExp, aliasExp
+			}
+		} else {
+			err = sa.removeOwn(op.ctx)
+		}
+		if err == nil {
+			sa.finish(op, Result{ID: newID, Value: value, Found: true, Refreshed: true})
+			return
+		}
+		// The value lives under both IDs now: drop the new one, so that a
+		// failed renewal leaves one session.
 		if _, derr := sa.storageCall(op.ctx, stDelete, newID, h, nil, 0, 0); derr != nil {
 			sa.sys.log.Error("engine: a failed renewal left an orphan session; it expires on its own",
 				"kind", sa.kind.Name, "error", derr)
 		}
-		sa.loaded = false
-		sa.finish(op, Result{Err: err})
-		return
+		if !errors.Is(err, storage.ErrConflict) {
+			sa.loaded = false // read the old ID's state again rather than trust a guess
+			sa.finish(op, Result{Err: err})
+			return
+		}
+		// Another instance wrote the session meanwhile; its state is
+		// adopted: renew that.
+		sa.expire(op.ctx, now)
+		switch {
+		case sa.alias != "":
+			sa.forward(op) // renewed there already: renew where it went
+			return
+		case attempt >= maxConflicts:
+			sa.finish(op, Result{Err: fmt.Errorf("%w (%d attempts to renew)", ErrConflict, attempt)})
+			return
+		}
+		time.Sleep(conflictBackoff(attempt))
 	}
-	sa.exists, sa.value, sa.memo = false, nil, nil
-	sa.finish(op, Result{ID: newID, Value: value, Found: true, Refreshed: true})
 }
 
 // forward sends op on to the ID this session was renewed to. The target
@@ -365,7 +390,24 @@ func (sa *sessionActor) forward(op *Op) {
 	sa.sys.route(sa.kind, target, sa.sys.hash(sa.kind, target), op, false)
 }
 
-// remove deletes the stored state of this ID.
+// removeOwn deletes the stored state of this ID if it is still the state
+// the actor holds: with a Versioned storage the delete is conditional (a
+// conditional write that has already expired), and a conflict adopts the
+// other instance's newer state and returns an error wrapping
+// storage.ErrConflict. Without one it is remove.
+func (sa *sessionActor) removeOwn(ctx context.Context) error {
+	if sa.kind.versioned == nil {
+		return sa.remove(ctx)
+	}
+	if err := sa.writeOwn(ctx, nil, 1); err != nil { // expires 1 ns after 1970: deletes
+		return err
+	}
+	sa.exists, sa.value, sa.memo, sa.alias, sa.expires, sa.stored, sa.version = false, nil, nil, "", 0, 0, 0
+	return nil
+}
+
+// remove deletes the stored state of this ID, whatever it is: Invalidate
+// wins over every write.
 func (sa *sessionActor) remove(ctx context.Context) error {
 	if _, err := sa.storageCall(ctx, stDelete, sa.id, sa.hash, nil, 0, 0); err != nil {
 		return err
@@ -379,7 +421,11 @@ func (sa *sessionActor) expire(ctx context.Context, now int64) {
 	if (!sa.exists && sa.alias == "") || sa.expires == 0 || now < sa.expires {
 		return
 	}
-	if err := sa.remove(ctx); err != nil {
+	err := sa.removeOwn(ctx)
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		// Another instance wrote it meanwhile: its state is adopted.
+	case err != nil:
 		sa.sys.log.Warn("engine: removing an expired session", "kind", sa.kind.Name, "error", err)
 		sa.exists, sa.value, sa.memo, sa.alias = false, nil, nil, ""
 	}

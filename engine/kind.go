@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"encoding"
+	"encoding/gob"
+	"encoding/json"
 	"reflect"
 )
 
@@ -16,9 +19,9 @@ import (
 // returned. Errors from the storage wrap ErrStorage.
 type Kind[T any] struct {
 	raw *RawKind
-	// flat says a T holds no references (pointers, slices, maps, ...;
-	// strings are fine): a copy of one is a deep copy, so the session actor
-	// may keep the decoded value between operations and skip the codec.
+	// flat says a copy of a T is a deep copy and the codec round-trips it
+	// exactly (see flat), so the session actor may keep the decoded value
+	// between operations and skip the codec.
 	flat bool
 }
 
@@ -30,22 +33,54 @@ func Register[T any](e *Engine, name string, opts KindOptions) (*Kind[T], error)
 	if err != nil {
 		return nil, err
 	}
-	return &Kind[T]{raw: raw, flat: flat(reflect.TypeFor[T]())}, nil
+	return &Kind[T]{raw: raw, flat: flat(reflect.TypeFor[T](), raw.codec)}, nil
 }
 
-// flat reports whether a value of type t holds no references but strings,
-// which are immutable.
-func flat(t reflect.Type) bool {
+// flat reports whether the codec round-trips every value of type t exactly
+// and a copy of one is a deep copy, so that the decoded value the actor keeps
+// (the memo) is always what decoding the stored bytes would give: only the
+// built-in codecs; booleans, integers and floats (and strings with gob,
+// which keeps their bytes where JSON replaces invalid UTF-8), in arrays and
+// structs whose fields are all exported and encoded; no type with its own
+// marshaling methods.
+func flat(t reflect.Type, codec Codec) bool {
+	var isGob bool
+	switch codec.(type) {
+	case JSONCodec:
+	case GobCodec:
+		isGob = true
+	default:
+		return false
+	}
+	return flatType(t, isGob)
+}
+
+var marshalers = []reflect.Type{
+	reflect.TypeFor[json.Marshaler](), reflect.TypeFor[json.Unmarshaler](),
+	reflect.TypeFor[encoding.TextMarshaler](), reflect.TypeFor[encoding.TextUnmarshaler](),
+	reflect.TypeFor[encoding.BinaryMarshaler](), reflect.TypeFor[encoding.BinaryUnmarshaler](),
+	reflect.TypeFor[gob.GobEncoder](), reflect.TypeFor[gob.GobDecoder](),
+}
+
+func flatType(t reflect.Type, isGob bool) bool {
+	for _, m := range marshalers {
+		if t.Implements(m) || reflect.PointerTo(t).Implements(m) {
+			return false
+		}
+	}
 	switch t.Kind() {
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
 		return true
+	case reflect.String:
+		return isGob
 	case reflect.Array:
-		return flat(t.Elem())
+		return flatType(t.Elem(), isGob)
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if !flat(t.Field(i).Type) {
+			f := t.Field(i)
+			if !f.IsExported() || f.Tag.Get("json") == "-" || !flatType(f.Type, isGob) {
 				return false
 			}
 		}

@@ -477,3 +477,24 @@ func BenchmarkClientSide(b *testing.B) {
 		})
 	}
 }
+
+// rot13 is a user-written Transformer that hides nothing.
+type rot13 struct{ authenticator bool }
+
+func (rot13) Transform(_ string, d []byte) ([]byte, error)   { return bytes.Clone(d), nil }
+func (rot13) Untransform(_ string, d []byte) ([]byte, error) { return bytes.Clone(d), nil }
+func (r rot13) Authenticates() bool                          { return r.authenticator }
+
+// TestClientSideNeedsAuthentication: a user-written Transformer alone is
+// not enough for a client-side kind unless it says it authenticates.
+func TestClientSideNeedsAuthentication(t *testing.T) {
+	eng, _ := engine.New(engine.Options{})
+	defer eng.Close(context.Background())
+	k, _ := engine.Register[cart](eng, "CART", engine.KindOptions{})
+	if _, err := transport.Middleware(transport.Cookie(k, transport.CookieConfig{}, rot13{})); !errors.Is(err, engine.ErrConfig) {
+		t.Fatalf("a plain custom transformer: %v", err)
+	}
+	if _, err := transport.Middleware(transport.Cookie(k, transport.CookieConfig{}, rot13{authenticator: true})); err != nil {
+		t.Fatalf("an Authenticator: %v", err)
+	}
+}

@@ -88,19 +88,26 @@ func (s *sealer) openID(v string) string {
 	return string(raw)
 }
 
+// Authenticator is implemented by a user-written Transformer that makes a
+// forged value fail to verify (a MAC or an AEAD of its own) and says so:
+// a client-side binding needs Sign, Encrypt or such a Transformer.
+type Authenticator interface {
+	Authenticates() bool
+}
+
 // authenticates reports whether t makes a forged value fail to verify:
-// Sign and Encrypt do, Digest does not, and a user-written Transformer is
-// trusted to.
+// Sign and Encrypt do, Digest does not, and a user-written Transformer
+// does if it is an Authenticator that says so.
 func authenticates(t Transformer) bool {
 	switch t := t.(type) {
 	case *signer, *encrypter:
 		return true
-	case *digester:
-		return false
 	case *chain:
 		return authenticatesAny(t.ts)
+	case Authenticator:
+		return t.Authenticates()
 	}
-	return true
+	return false
 }
 
 func authenticatesAny(ts []Transformer) bool {
@@ -124,7 +131,7 @@ func (b Binding) withTransformers(ts []Transformer, overhead int) Binding {
 	}
 	b.client = b.kind.ClientSide()
 	if b.client && !authenticatesAny(ts) {
-		b.err = fmt.Errorf("%w: transport: session %q is client-side: its value travels to the client and needs Encrypt or Sign among its transformers", engine.ErrConfig, b.kind.Name())
+		b.err = fmt.Errorf("%w: transport: session %q is client-side: its value travels to the client and needs Encrypt or Sign (or an Authenticator) among its transformers", engine.ErrConfig, b.kind.Name())
 		return b
 	}
 	if b.client || len(ts) > 0 {
