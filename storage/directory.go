@@ -33,8 +33,8 @@ const (
 	// dirBufSize is the size of the scratch buffers: a session file up to
 	// this size is read or written with a single system call.
 	dirBufSize = 4096
-	// dirCreateAttempts bounds the retries of a slot creation that meets a
-	// stale file or a fan-out directory being removed.
+	// dirCreateAttempts bounds the retries of a slot creation that races
+	// with the sweeper removing its fan-out directories.
 	dirCreateAttempts = 8
 
 	defaultSweepInterval = time.Minute
@@ -48,9 +48,9 @@ var errWouldBlock = errors.New("lock held elsewhere")
 type DirectoryOptions struct {
 	// Sync makes every acknowledged write and removal durable across a
 	// power loss or an operating system crash: Save and Write fsync the
-	// new file and then its directory before returning, Delete and
-	// Invalidate fsync the directory. It costs a disk flush per operation
-	// (milliseconds on most disks).
+	// file they wrote (and its directory when they created it) before
+	// returning, Delete and Invalidate fsync the directory. It costs a
+	// disk flush per operation (milliseconds on most disks).
 	//
 	// Default false: a value is acknowledged once it is in the kernel's
 	// page cache. That survives any crash or kill of the process
@@ -79,44 +79,45 @@ type DirectoryOptions struct {
 	Logger *slog.Logger
 }
 
-// Directory is a Storage and BytesStorage that keeps each session in a
-// file under a directory, so sessions survive restarts: the counterpart of
-// Ktor's directorySessionStorage. Wrap it in a cache when reads dominate.
+// Directory is a Storage and BytesStorage that keeps each session in files
+// under a directory, so sessions survive restarts: the counterpart of Ktor's
+// directorySessionStorage. Wrap it in a cache when reads dominate.
 //
 // # Layout
 //
 // A session lives under root/ab/cd/, where ab and cd come from a hash of
 // its ID, so a million sessions spread over 65,536 directories. Its file
 // name is the ID in lowercase base32, which no case-insensitive file
-// system confuses with another ID, with the suffix .0 or .1: each session
-// has two slots. Each file starts with a header holding a magic, the
-// format version, a sequence number, the expiry, the payload length and a
-// CRC-32C over header and payload. The directory also holds the lock file,
-// named lock; other files are left alone. Files are created with mode 0600,
-// directories with 0700.
+// system confuses with another ID, with the suffix .0 or .1: a session has
+// two slots, and once written twice, two files. Each file starts with a
+// header holding a magic, the format version, a sequence number, the
+// expiry, the payload length and a CRC-32C over header and payload. The
+// directory also holds the lock file, named lock; other files are left
+// alone. Files are created with mode 0600, directories with 0700.
 //
 // # Crash safety
 //
-// A write never modifies a file: it creates the slot that is not current
-// under a fresh name (O_EXCL), writes header and payload, closes it, and
-// only then removes the previous slot. A reader takes the valid slot with
-// the highest sequence number, so a write cut short anywhere leaves the
-// previous value readable: a new file that is partial, empty or damaged
-// fails its CRC and is ignored. A value is never read torn; a session
-// whose every file is damaged reads as ErrNotFound and is logged. This
-// costs far less than a rename over the old file, which ext4 makes flush
-// the data first. See DirectoryOptions.Sync for what survives a power
-// loss.
+// A write never touches the slot holding the current value: it overwrites
+// the other slot in place, payload first and header last, with the next
+// sequence number. A reader takes the valid slot with the highest sequence
+// number, so a write cut short anywhere leaves the previous value
+// readable: a slot that is partial or damaged fails its CRC and is
+// ignored. A value is never read torn; a session whose every file is
+// damaged reads as ErrNotFound and is logged. Writing in place creates and
+// removes no file, which matters on ext4: replacing a file by rename makes
+// ext4 flush it, and without a journal, ext4 spends longer and longer
+// allocating inodes while many were freed in the last minutes. See
+// DirectoryOptions.Sync for what survives a power loss.
 //
 // # Concurrency and locking
 //
-// A Directory takes an exclusive lock (flock) on its lock file, so a
-// second Directory on the same directory, in this process or another,
-// fails with ErrLocked; the lock dies with the process, so a crash never
-// blocks a restart. On systems without flock no lock is taken. Calls for
-// one ID run one at a time, calls for different IDs run in parallel. The
-// Directory remembers the current slot of up to 65,536 IDs, so that a
-// write does not have to read both slots first.
+// A Directory takes an exclusive lock (flock) on its lock file, so a second
+// Directory on the same directory, in this process or another, fails with
+// ErrLocked; the lock dies with the process, so a crash never blocks a
+// restart. On systems without flock no lock is taken. Calls for one ID run
+// one at a time, calls for different IDs run in parallel. The Directory
+// remembers the current slot of up to 65,536 IDs, so that a write does not
+// have to read both slots first.
 //
 // # Expiry and sweeping
 //
@@ -124,8 +125,8 @@ type DirectoryOptions struct {
 // header, so an expired file is recognised without reading its value. A
 // background goroutine sweeps the directories every
 // DirectoryOptions.SweepInterval, a bounded batch at a time (see Sweep),
-// removing expired and damaged files and the leftovers of interrupted
-// writes. Close stops it.
+// removing the files of expired sessions and damaged files. Close stops
+// it.
 //
 // Read loads the whole value into memory before calling its function, and
 // Write streams its function's output to the file. The contexts are not
@@ -168,11 +169,17 @@ type dirStripe struct {
 }
 
 // slotState is what the cache knows of an ID: which slot holds its current
-// value, with which sequence number.
+// value, with which sequence number, and how large each slot file is (-1:
+// unknown or missing).
 type slotState struct {
 	seq  uint64
+	size [2]int64
 	slot uint8
 }
+
+// unknownSizes are the sizes of slot files not measured. It is never
+// modified.
+var unknownSizes = [2]int64{-1, -1}
 
 // cacheOp says what an operation learned about its ID.
 type cacheOp uint8
@@ -427,7 +434,7 @@ func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
 		op = cacheDrop
 		return nil, ErrNotFound
 	}
-	op, newSt = cacheSet, slotState{seq: infos[n].seq, slot: uint8(n)}
+	op, newSt = cacheSet, slotState{seq: infos[n].seq, size: unknownSizes, slot: uint8(n)}
 	if !infos[n].live(now) {
 		return nil, ErrNotFound
 	}
@@ -473,9 +480,9 @@ func (d *Directory) Read(ctx context.Context, id string, fn func(r io.Reader) er
 }
 
 // Write stores what fn writes under id until expires (the zero time: no
-// expiry), replacing any previous value. What fn writes streams to a new
-// file; if fn returns an error, Write removes that file, returns the error,
-// and the previous value stays in place. fn runs while no other operation
+// expiry), replacing any previous value. What fn writes streams to the
+// spare slot file; if fn returns an error, Write returns it, and the
+// previous value stays in place. fn runs while no other operation
 // on id can start, so it must not call the Directory for id itself. A value
 // already expired is not stored: Write lets fn write to io.Discard and then
 // removes the previous value.
@@ -499,8 +506,8 @@ func (d *Directory) Invalidate(ctx context.Context, id string) error {
 	return d.Delete(ctx, id)
 }
 
-// store writes a new value for the valid id into the slot that is not
-// current, then removes the previous slot.
+// store writes a new value for the valid id over the slot that is not
+// current, in place.
 func (d *Directory) store(id string, expires int64, fill func(io.Writer) error) error {
 	h := dirHash(id)
 	s, st, cached, err := d.begin(id, h)
@@ -519,97 +526,121 @@ func (d *Directory) store(id string, expires int64, fill func(io.Writer) error) 
 		if err != nil {
 			return err
 		}
-		if n := newest(&infos); n >= 0 {
-			have, st = true, slotState{seq: infos[n].seq, slot: uint8(n)}
+		st = slotState{size: unknownSizes}
+		switch n := newest(&infos); {
+		case n >= 0:
+			have, st.seq, st.slot = true, infos[n].seq, uint8(n)
 			op, newSt = cacheSet, st
+		case infos[1].bad != nil:
+			// No valid value: this write goes to slot 0, and a damaged
+			// slot 1 would be logged by every read until the next
+			// write. Remove it now.
+			if err := removeFile(p.slot[1]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("storage: %w", err)
+			}
 		}
 	}
 	target := 0
 	if have {
 		target = 1 - int(st.slot)
 	}
-	seq := st.seq + 1
-	if err := d.writeSlot(&p, target, seq, expires, *bp, fill); err != nil {
-		return err
-	}
-	op, newSt = cacheSet, slotState{seq: seq, slot: uint8(target)}
-	old := p.slot[1-target]
-	if err := removeFile(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		// The new value is in place and newer; the sweeper retries.
-		d.log.Warn("storage: removing a replaced session file", "path", old, "error", err)
-	}
-	return nil
-}
-
-// writeSlot creates slot target of p afresh and writes the value that
-// fill streams into it. On any failure the new file is removed.
-func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int64, buf []byte, fill func(io.Writer) error) error {
-	path := p.slot[target]
-	f, err := d.create(p, path)
+	size, err := d.writeSlot(&p, target, st.seq+1, expires, st.size[target], *bp, fill)
 	if err != nil {
 		return err
 	}
+	st.seq, st.slot, st.size[target] = st.seq+1, uint8(target), size
+	op, newSt = cacheSet, st
+	return nil
+}
+
+// writeSlot writes the value that fill streams over slot target of p,
+// creating the file if needed, and returns the file's size. prevSize is the
+// file's size if known, else -1. The file is never the current slot, so a
+// write cut short leaves the current value alone; on failure the file is
+// removed.
+func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int64, prevSize int64, buf []byte, fill func(io.Writer) error) (int64, error) {
+	path := p.slot[target]
+	f, created, err := d.openSlot(p, path)
+	if err != nil {
+		return 0, err
+	}
+	w := newSlotWriter(f, buf)
 	open, ok := true, false
 	defer func() {
-		// Also when fill panics: leave no partial file behind.
+		// Also when fill panics: leave no partial file behind. A spare
+		// that was not written to stays.
 		if open {
 			f.Close()
 		}
-		if !ok {
+		if !ok && (created || w.wrote) {
 			_ = removeFile(path)
 		}
 	}()
-	w := newSlotWriter(f, buf)
 	if err := fill(&w); err != nil {
-		return err
+		return 0, err
 	}
 	if err := w.finish(seq, expires); err != nil {
-		return err
+		return 0, err
+	}
+	// The header says how long the value is, so bytes of an older, longer
+	// value after it are harmless; cut them when that frees space (a
+	// truncation to zero would make ext4 flush the file on close).
+	size := dirHeaderLen + int64(w.n)
+	switch {
+	case created:
+	case prevSize < 0 || prevSize > size+dirBufSize:
+		if err := f.Truncate(size); err != nil {
+			return 0, fmt.Errorf("storage: %w", err)
+		}
+	default:
+		size = max(size, prevSize)
 	}
 	if d.sync {
 		if err := f.Sync(); err != nil {
-			return fmt.Errorf("storage: %w", err)
+			return 0, fmt.Errorf("storage: %w", err)
 		}
 	}
 	open = false
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return 0, fmt.Errorf("storage: %w", err)
 	}
-	if d.sync {
+	if created && d.sync {
 		if err := syncDir(p.leaf); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	ok = true
-	return nil
+	return size, nil
 }
 
-// create creates the slot file at path, which must not exist: a stale file
-// there is removed, and missing fan-out directories are made.
-func (d *Directory) create(p *slotPaths, path string) (*os.File, error) {
-	var err error
+// openSlot opens the slot file at path for writing, creating it and the
+// fan-out directories if they are missing; created reports a new file.
+func (d *Directory) openSlot(p *slotPaths, path string) (f *os.File, created bool, err error) {
 	for range dirCreateAttempts {
-		var f *os.File
+		f, err = openFile(path, os.O_WRONLY, 0)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
 		f, err = openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		switch {
 		case err == nil:
-			return f, nil
+			return f, true, nil
 		case errors.Is(err, fs.ErrExist):
-			// A copy left by an interrupted write or removal.
-			if rerr := removeFile(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				return nil, fmt.Errorf("storage: %w", rerr)
-			}
+			// Created since the first open: open it again.
 		case errors.Is(err, fs.ErrNotExist):
 			// The first session in these fan-out directories, or the
 			// sweeper just removed them: make them.
 			if merr := d.mkdirs(p); merr != nil && !errors.Is(merr, fs.ErrNotExist) {
-				return nil, merr
+				return nil, false, merr
 			}
 		default:
-			return nil, fmt.Errorf("storage: %w", err)
+			return nil, false, fmt.Errorf("storage: %w", err)
 		}
 	}
-	return nil, fmt.Errorf("storage: %w", err)
+	if err != nil {
+		return nil, false, fmt.Errorf("storage: %w", err)
+	}
+	return f, false, nil
 }
 
 // mkdirs makes the fan-out directories of p, syncing their parents when

@@ -303,14 +303,16 @@ func newest(s *[2]slotInfo) int {
 	return -1
 }
 
-// slotWriter streams a payload into a fresh slot file and writes the
-// header last, so that a file cut short anywhere is never valid. While
-// nothing has reached the file, buf[:dirHeaderLen] is reserved for the
-// header, so a small value costs a single write.
+// slotWriter streams a payload over a slot file from its start and writes
+// the header last, so that a write cut short anywhere never leaves a valid
+// header over a partial payload. While nothing has reached the file,
+// buf[:dirHeaderLen] is reserved for the header, so a small value costs a
+// single write.
 type slotWriter struct {
 	f       *os.File
 	buf     []byte // pending bytes, cap is the buffer size
-	flushed bool   // bytes have reached the file (a zeroed header first)
+	flushed bool   // bytes reached the file (a zeroed header first)
+	wrote   bool   // a write to the file was attempted
 	n       uint64 // payload bytes so far
 	crc     uint32 // CRC-32C of the payload so far
 	err     error  // the first write error, returned by every later call
@@ -344,6 +346,7 @@ func (w *slotWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	if len(p) >= cap(w.buf) {
+		w.wrote = true
 		if _, err := w.f.Write(p); err != nil {
 			w.err = fmt.Errorf("storage: %w", err)
 			return 0, w.err
@@ -358,7 +361,7 @@ func (w *slotWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	w.flushed = true
+	w.flushed, w.wrote = true, true
 	if _, err := w.f.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("storage: %w", err)
 		return w.err

@@ -56,9 +56,10 @@ type sweepPass struct {
 // the fan-out directories in order and wrapping around at the end, and
 // examines at most DirectoryOptions.SweepBatch session files (two if the
 // batch is one and the first session has two files). It removes the files
-// of expired sessions, the older slot of a session whose newer slot is
-// valid, damaged files, and empty fan-out directories; it touches no other
-// file. It returns the number of files removed.
+// of expired sessions, damaged files (a write cut short by a crash leaves
+// one), and empty fan-out directories; it keeps the older slot of a live
+// session, which the next write overwrites, and touches no other file. It
+// returns the number of files removed.
 //
 // Cancelling ctx stops the pass between two sessions and returns ctx's
 // error. An error on a single file or directory does not stop the pass;
@@ -278,8 +279,10 @@ func (p *sweepPass) leaf(top, sub string, limit *sweepCursor) (stop sweepStop, g
 	return sweepEnd, gone, nil
 }
 
-// sweepSession checks both slots of the valid id and removes, older first,
-// every file that is not the current live value.
+// sweepSession checks both slots of the valid id. It removes damaged files,
+// and all the files of an expired session, the older first; an older valid
+// slot beside a live newer one is the spare the next write goes to, and
+// stays.
 func (d *Directory) sweepSession(id string, now int64) (removed int, err error) {
 	h := dirHash(id)
 	s, _, _, err := d.begin(id, h)
@@ -299,13 +302,14 @@ func (d *Directory) sweepSession(id string, now int64) (removed int, err error) 
 		}
 	}
 	n := newest(&infos)
+	expired := n >= 0 && !infos[n].live(now)
 	var doomed []int
 	for i := range infos {
-		if infos[i].exists && i != n {
-			doomed = append(doomed, i) // damaged, or older than n
+		if infos[i].bad != nil || (expired && infos[i].valid && i != n) {
+			doomed = append(doomed, i) // damaged, or older than an expired n
 		}
 	}
-	if n >= 0 && !infos[n].live(now) {
+	if expired {
 		doomed = append(doomed, n) // last: removing it first could bring an older one back
 		op = cacheDrop
 	}

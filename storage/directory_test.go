@@ -440,54 +440,70 @@ func TestDirectoryExpiry(t *testing.T) {
 	}
 }
 
-// staleCopy writes value and then newer under id, and puts the file of
-// value back, as a crash between creating newer's file and removing
-// value's would leave it. It returns the paths of the older and newer
-// files.
-func staleCopy(t *testing.T, d *storage.Directory, root, id, value, newer string) (older, newest string) {
+// twoSlots writes value and then newer under id, an ID not used before, and
+// returns the paths of the two slot files, which hold them.
+func twoSlots(t *testing.T, d *storage.Directory, root, id, value, newer string) (older, newest string) {
 	t.Helper()
 	dirSave(t, d, id, value, time.Time{})
 	older = onlySlot(t, root)
-	data, err := os.ReadFile(older)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dirSave(t, d, id, newer, time.Time{})
-	newest = onlySlot(t, root)
-	if newest == older {
-		t.Fatalf("both values went to %s", older)
+	files := slotFiles(t, root)
+	if len(files) != 2 {
+		t.Fatalf("session files after two writes: %q, want the two slots", files)
 	}
-	if err := os.WriteFile(older, data, 0o600); err != nil {
-		t.Fatal(err)
+	for _, f := range files {
+		if f := filepath.Join(root, f); f != older {
+			newest = f
+		}
 	}
 	return older, newest
 }
 
-func TestDirectorySweepStaleSlots(t *testing.T) {
+func TestDirectorySlots(t *testing.T) {
 	root := t.TempDir()
 	d := openDir(t, root, storage.DirectoryOptions{})
-	_, newest := staleCopy(t, d, root, "id", "old", "new")
+	older, newest := twoSlots(t, d, root, "id", "old", "new")
 	dirWantLoad(t, d, "id", "new")
+	oldInfo, err := os.Stat(older)
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	// A fresh Directory reads both slots and takes the newer.
+	// A fresh Directory reads both slots and takes the newer; the older
+	// is the spare, which the sweeper keeps.
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
 	d = openDir(t, root, storage.DirectoryOptions{})
 	dirWantLoad(t, d, "id", "new")
-	if n := dirSweep(t, d); n != 1 {
-		t.Fatalf("Sweep removed %d files, want the stale slot", n)
+	if n := dirSweep(t, d); n != 0 {
+		t.Fatalf("Sweep removed %d files of a live session", n)
 	}
-	if got := onlySlot(t, root); got != newest {
-		t.Fatalf("Sweep kept %s, want the newer %s", got, newest)
-	}
-	dirWantLoad(t, d, "id", "new")
 
-	// The next write goes to the freed slot and removes the other.
+	// The next write overwrites the spare in place: same file, no new
+	// one; the one after it the other slot.
 	dirSave(t, d, "id", "newer", time.Time{})
 	dirWantLoad(t, d, "id", "newer")
-	if got := onlySlot(t, root); got == newest {
-		t.Fatalf("the write reused the current slot %s", got)
+	if fi, err := os.Stat(older); err != nil || !os.SameFile(fi, oldInfo) {
+		t.Fatalf("the write did not overwrite the spare %s in place: %v", older, err)
+	}
+	dirSave(t, d, "id", "newest", time.Time{})
+	dirWantLoad(t, d, "id", "newest")
+	if files := slotFiles(t, root); len(files) != 2 {
+		t.Fatalf("session files: %q, want the two slots", files)
+	}
+	data, err := os.ReadFile(newest)
+	if err != nil || !bytes.HasSuffix(data, []byte("newest")) {
+		t.Fatalf("%s holds %q, %v; want the newest value", newest, data, err)
+	}
+
+	// Delete removes both.
+	if err := d.Delete(t.Context(), "id"); err != nil {
+		t.Fatal(err)
+	}
+	dirWantMissing(t, d, "id")
+	if files := slotFiles(t, root); len(files) != 0 {
+		t.Fatalf("session files after Delete: %q", files)
 	}
 }
 
@@ -498,27 +514,18 @@ func TestDirectorySweepExpiredKeepsNoOlderSlot(t *testing.T) {
 	clock := newDirClock()
 	d := openDir(t, root, storage.DirectoryOptions{Now: clock.Now})
 	dirSave(t, d, "id", "old", clock.Now().Add(time.Hour))
-	older := onlySlot(t, root)
-	data, err := os.ReadFile(older)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dirSave(t, d, "id", "new", clock.Now().Add(time.Minute))
-	if err := os.WriteFile(older, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	clock.Advance(2 * time.Minute)
 	dirWantMissing(t, d, "id")
 	if n := dirSweep(t, d); n != 2 {
 		t.Fatalf("Sweep removed %d files, want both slots", n)
 	}
 	dirWantMissing(t, d, "id")
-	d2 := d
-	if err := d2.Close(); err != nil {
+	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d2 = openDir(t, root, storage.DirectoryOptions{Now: clock.Now})
-	dirWantMissing(t, d2, "id")
+	d = openDir(t, root, storage.DirectoryOptions{Now: clock.Now})
+	dirWantMissing(t, d, "id")
 }
 
 func TestDirectorySweepCorrupt(t *testing.T) {
@@ -569,6 +576,14 @@ func TestDirectorySweepBatch(t *testing.T) {
 	}
 	dirSave(t, d, "forever", "v", time.Time{})
 	clock.Advance(time.Hour)
+
+	// A cancelled pass stops before touching anything.
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if n, err := d.Sweep(cancelled); n != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sweep with a cancelled context = %d, %v; want 0, context.Canceled", n, err)
+	}
+
 	total, passes := 0, 0
 	for total < sessions {
 		n := dirSweep(t, d)
@@ -717,7 +732,7 @@ func TestDirectoryTornFiles(t *testing.T) {
 	opts := storage.DirectoryOptions{Logger: slog.New(slog.NewTextHandler(logs, nil))}
 	d := openDir(t, root, opts)
 	value, newer := "the older, acknowledged value", "a newer value that was being written"
-	older, newest := staleCopy(t, d, root, "id", value, newer)
+	older, newest := twoSlots(t, d, root, "id", value, newer)
 	full, err := os.ReadFile(newest)
 	if err != nil {
 		t.Fatal(err)
@@ -806,8 +821,9 @@ func TestDirectoryWriteStreams(t *testing.T) {
 	root := t.TempDir()
 	d := openDir(t, root, storage.DirectoryOptions{})
 	ctx := t.Context()
-	// Values around the buffer size, written in pieces of every size.
-	for _, size := range []int{0, 1, 4000, 4063, 4064, 4065, 4096, 9000, 100_000} {
+	// Values around the buffer size, written in pieces of every size,
+	// growing and then shrinking, over the same two slot files.
+	for _, size := range []int{0, 1, 4000, 4063, 4064, 4065, 4096, 9000, 100_000, 9000, 4065, 1, 0} {
 		for _, piece := range []int{1, 7, 4096, 1 << 20} {
 			want := make([]byte, size)
 			for i := range want {
@@ -843,11 +859,38 @@ func TestDirectoryWriteStreams(t *testing.T) {
 	if n := len(slotFiles(t, root)); n != 1 {
 		t.Fatalf("%d session files after a panicking Write, want 1", n)
 	}
-	if got, err := d.Load(ctx, "id"); err != nil || len(got) != 100_000 {
-		t.Fatalf("Load after a panicking Write = %d bytes, %v", len(got), err)
+	if got, err := d.Load(ctx, "id"); err != nil || len(got) != 0 {
+		t.Fatalf("Load after a panicking Write = %d bytes, %v; want the empty value", len(got), err)
 	}
 	dirSave(t, d, "id", "after", time.Time{})
 	dirWantLoad(t, d, "id", "after")
+
+	// Slots overwritten by much shorter values shrink.
+	dirSave(t, d, "id", string(make([]byte, 50_000)), time.Time{})
+	dirSave(t, d, "id", string(make([]byte, 50_000)), time.Time{})
+	dirSave(t, d, "id", "small", time.Time{})
+	dirSave(t, d, "id", "small", time.Time{})
+	for _, f := range slotFiles(t, root) {
+		if fi, err := os.Stat(filepath.Join(root, f)); err != nil || fi.Size() > 4096 {
+			t.Errorf("slot %s holds %d bytes after small writes, %v", f, fi.Size(), err)
+		}
+	}
+	// Bytes left after a shorter value in its slot are ignored, also by
+	// a Directory that reads the files afresh.
+	dirSave(t, d, "id", strings.Repeat("long", 500), time.Time{})
+	dirSave(t, d, "id", strings.Repeat("long", 500), time.Time{})
+	dirSave(t, d, "id", "short", time.Time{})
+	dirWantLoad(t, d, "id", "short")
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = openDir(t, root, storage.DirectoryOptions{})
+	dirWantLoad(t, d, "id", "short")
+	dirSave(t, d, "id", "shorter", time.Time{})
+	dirWantLoad(t, d, "id", "shorter")
+	if n := dirSweep(t, d); n != 0 {
+		t.Fatalf("Sweep removed %d files with bytes after their value", n)
+	}
 }
 
 func TestDirectoryLock(t *testing.T) {
@@ -911,9 +954,10 @@ func TestDirectoryHelperProcess(t *testing.T) {
 }
 
 // crashChild updates sessions through a real engine from 16 goroutines
-// until it is killed, printing "ack ID N" after every acknowledged update
-// (and after creating a session, N being 0). Without ids it creates 64
-// sessions first.
+// until it is killed, incrementing the counter in each value and printing
+// "ack ID N" after every acknowledged update that stored counter N (and
+// after creating a session, N being 0). Without ids it creates 64 sessions
+// first.
 func crashChild(d *storage.Directory, ids string) {
 	ctx := context.Background()
 	eng, err := engine.New(engine.Options{})
@@ -936,7 +980,7 @@ func crashChild(d *storage.Directory, ids string) {
 		sessions = strings.Split(ids, ",")
 	} else {
 		for range 64 {
-			id, err := kind.Create(ctx, []byte("0"))
+			id, err := kind.Create(ctx, crashValue(0))
 			if err != nil {
 				panic(err)
 			}
@@ -945,11 +989,11 @@ func crashChild(d *storage.Directory, ids string) {
 		}
 	}
 	increment := func(old []byte) ([]byte, error) {
-		n, err := strconv.Atoi(string(old))
+		n, err := crashCounter(old)
 		if err != nil {
-			return nil, fmt.Errorf("stored value %q: %w", old, err)
+			return nil, err
 		}
-		return strconv.AppendInt(nil, int64(n+1), 10), nil
+		return crashValue(n + 1), nil
 	}
 	var wg sync.WaitGroup
 	for range 16 {
@@ -957,6 +1001,11 @@ func crashChild(d *storage.Directory, ids string) {
 			for {
 				id := sessions[rand.IntN(len(sessions))]
 				v, err := kind.Update(ctx, id, increment)
+				if err == nil {
+					var n int
+					n, err = crashCounter(v)
+					v = strconv.AppendInt(nil, int64(n), 10)
+				}
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "helper: update:", err)
 					os.Exit(4)
@@ -966,6 +1015,26 @@ func crashChild(d *storage.Directory, ids string) {
 		})
 	}
 	wg.Wait()
+}
+
+// crashValue is the value of a crash test session whose counter is n: the
+// counter in decimal, then padding to 9000 bytes, so that every write
+// spans several pages and system calls, and a kill can cut it short.
+func crashValue(n int) []byte {
+	v := strconv.AppendInt(nil, int64(n), 10)
+	v = append(v, ' ')
+	return append(v, bytes.Repeat([]byte{'.'}, 9000-len(v))...)
+}
+
+// crashCounter returns the counter of a crash test session's value, and an
+// error unless the value is exactly what crashValue makes of it.
+func crashCounter(v []byte) (int, error) {
+	head, _, _ := bytes.Cut(v, []byte(" "))
+	n, err := strconv.Atoi(string(head))
+	if err != nil || !bytes.Equal(v, crashValue(n)) {
+		return 0, fmt.Errorf("a torn or foreign value %.40q... (%d bytes)", v, len(v))
+	}
+	return n, nil
 }
 
 // startHelper starts the helper process in mode on dir and returns it with
@@ -1089,8 +1158,8 @@ func TestDirectoryCrash(t *testing.T) {
 
 // checkAfterCrash reopens the directory the killed helper used (its lock
 // must be free), checks through a new engine that every session holds its
-// last acknowledged value or a later one, and that a sweep leaves exactly
-// one file per session.
+// last acknowledged value or a later one, and that a sweep leaves at most
+// the two slot files of each session, none damaged.
 func checkAfterCrash(t *testing.T, root string, ids []string, last map[string]int) {
 	t.Helper()
 	d, err := storage.NewDirectory(root, storage.DirectoryOptions{SweepInterval: -1, SweepBatch: 1 << 20})
@@ -1118,9 +1187,9 @@ func checkAfterCrash(t *testing.T, root string, ids []string, last map[string]in
 			t.Errorf("session %s: %v (last acknowledged %d)", id, err, last[id])
 			continue
 		}
-		n, err := strconv.Atoi(string(v))
+		n, err := crashCounter(v)
 		if err != nil {
-			t.Errorf("session %s holds %q, not a counter", id, v)
+			t.Errorf("session %s: %v", id, err)
 			continue
 		}
 		// At most one update per goroutine was stored but not yet
@@ -1134,14 +1203,29 @@ func checkAfterCrash(t *testing.T, root string, ids []string, last map[string]in
 		last[id] = n
 	}
 
+	// The sweep removes what the kill left damaged (a slot being
+	// written) and nothing else: a second one finds nothing to do.
 	before := len(slotFiles(t, root))
-	if _, err := d.Sweep(t.Context()); err != nil {
+	removed, err := d.Sweep(t.Context())
+	if err != nil {
 		t.Fatalf("Sweep: %v", err)
 	}
-	if files := slotFiles(t, root); len(files) != len(ids) {
-		t.Errorf("%d session files after the sweep (%d before), want one per session (%d)", len(files), before, len(ids))
+	if n, err := d.Sweep(t.Context()); n != 0 || err != nil {
+		t.Errorf("a second Sweep removed %d files, %v; want none", n, err)
 	}
-	t.Logf("%d session files before the sweep; %d sessions hold an update stored but not acknowledged", before, ahead)
+	perSession := make(map[string]int)
+	for _, f := range slotFiles(t, root) {
+		perSession[strings.TrimSuffix(strings.TrimSuffix(f, ".0"), ".1")]++
+	}
+	if len(perSession) != len(ids) {
+		t.Errorf("files of %d sessions after the sweep, want %d", len(perSession), len(ids))
+	}
+	for name, n := range perSession {
+		if n > 2 {
+			t.Errorf("%d files for session file %s", n, name)
+		}
+	}
+	t.Logf("%d session files, %d damaged by the kill; %d sessions hold an update stored but not acknowledged", before, removed, ahead)
 }
 
 func ExampleNewDirectory() {

@@ -15,9 +15,10 @@
 // # Storages
 //
 //   - [Memory] keeps values in process memory with expiry and a size bound.
-//   - [Directory] keeps one file per session under a directory, crash-safe,
-//     with a sweeper for expired files and an OS lock against a second
-//     process; [NewCachedDirectory] puts a [Cache] in front of it.
+//   - [Directory] keeps each session in up to two slot files under a
+//     directory, crash-safe, with a sweeper for expired files and an OS lock
+//     against a second process; [NewCachedDirectory] puts a [Cache] in
+//     front of it.
 //   - [Cache] keeps recently used values of any storage in memory (60 s).
 //   - Package redisstore keeps sessions in Redis for several engine
 //     instances, with compare-and-set writes ([Versioned]).
