@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/steward-sessions/steward/engine"
 	"github.com/steward-sessions/steward/storage"
@@ -150,4 +151,29 @@ func BenchmarkFirstUse(b *testing.B) {
 		}
 	}
 	reportRate(b, "first-uses/s")
+}
+
+// BenchmarkPassivation measures the whole life of a session actor: b.N
+// sessions are created (a spawn and a write each), and the janitor (a round
+// every millisecond, PassivateAfter 4 ms) stops every actor again; the
+// figure is that total per session, and lifecycles/s.
+func BenchmarkPassivation(b *testing.B) {
+	eng := newEngine(b, engine.Options{PassivateAfter: 4 * time.Millisecond})
+	k := register(b, eng, storage.NewMemory(storage.MemoryOptions{}), engine.KindOptions{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := k.Create(ctx, []byte("1")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for eng.Stats().LiveActors > 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	if p := eng.Stats().Passivated; p < int64(b.N) {
+		b.Fatalf("%d passivations for %d actors", p, b.N)
+	}
+	reportRate(b, "lifecycles/s")
 }
