@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/internal/fakeclock"
 	"github.com/steward-sessions/steward/storage"
 	"go.uber.org/goleak"
 )
@@ -69,24 +70,9 @@ func (s *mapStore) len() int {
 }
 
 // fakeClock is an engine.Options.Now that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type fakeClock = fakeclock.Clock
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newFakeClock() *fakeClock { return fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 // newEngine starts an engine that the test closes at its end.
 func newEngine(t testing.TB, opts engine.Options) *engine.Engine {

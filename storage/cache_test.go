@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steward-sessions/steward/internal/fakeclock"
 	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/storage/storagetest"
 )
@@ -43,25 +44,10 @@ func (s *countingStore) Save(ctx context.Context, id string, data []byte, exp ti
 	return s.Memory.Save(ctx, id, data, exp)
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type clock = fakeclock.Clock
 
 func newCached(opts storage.CacheOptions) (*storage.Cache, *countingStore, *clock) {
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	inner := &countingStore{Memory: storage.NewMemory(storage.MemoryOptions{Now: clk.Now})}
 	opts.Now = clk.Now
 	return storage.NewCache(inner, opts), inner, clk

@@ -23,31 +23,15 @@ import (
 	"time"
 
 	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/internal/fakeclock"
 	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/storage/storagetest"
 )
 
 // dirClock is a settable clock for DirectoryOptions.Now.
-type dirClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type dirClock = fakeclock.Clock
 
-func newDirClock() *dirClock {
-	return &dirClock{now: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)}
-}
-
-func (c *dirClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *dirClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newDirClock() *dirClock { return fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)) }
 
 // logBuffer collects a logger's output.
 type logBuffer struct {

@@ -13,11 +13,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/internal/fakeclock"
 	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/transport"
 )
@@ -58,16 +58,9 @@ func (s *mapStorage) Delete(_ context.Context, id string) error {
 }
 
 // clock is a fake clock for engine.Options.Now.
-type clock struct{ ns atomic.Int64 }
+type clock = fakeclock.Clock
 
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *clock { return fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 // logBuffer collects the engine's logs.
 type logBuffer struct {

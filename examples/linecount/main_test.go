@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/internal/fakeclock"
 	"github.com/steward-sessions/steward/storage"
 	"go.uber.org/goleak"
 )
@@ -411,25 +412,10 @@ func TestConcurrentIncr(t *testing.T) {
 }
 
 // fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type fakeClock = fakeclock.Clock
 
 func TestRenewGrace(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ts := startServer(t, testConfig{now: clock.Now})
 	cl := dial(t, ts.addr)
 
