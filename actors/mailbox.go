@@ -6,13 +6,20 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// fairMailbox is the mailbox of session actors. A sender that finds the
-// actor idle processes its own message on its own goroutine, which costs no
+// fairMailbox is the mailbox of session actors. For a kind whose storage
+// never blocks (inline), a sender that finds the actor idle processes its
+// own operation on its own goroutine, which costs no
 // goroutine start and no hand-off (the point of protoactor's synchronized
 // dispatcher); but it processes only that message. Messages that arrived
 // meanwhile are handed to a fresh goroutine, so a caller never works for
 // other callers: under a hot session, no request is held hostage draining a
 // mailbox that others keep filling (the synchronized dispatcher's trap).
+//
+// Everything that may block runs on a goroutine of the mailbox's own, never
+// on the sender's: every message of a kind whose storage may block (so that
+// a caller can leave at its deadline while the storage is slow), and every
+// passivation (so that the janitor, an evicting caller or Close never waits
+// for one session's flush).
 //
 // One goroutine at a time processes the mailbox (running), system messages
 // first, as protoactor's default mailbox does, and Suspend/Resume are
@@ -24,17 +31,28 @@ type fairMailbox struct {
 	running   bool  // a goroutine is processing; protected by mu
 	suspended bool  // protected by mu
 
+	inline  bool // the sender may run its own operation; never changes
 	invoker actor.MessageInvoker
 }
 
-func newFairMailbox() actor.Mailbox { return &fairMailbox{} }
+func newFairMailbox(inline bool) func() actor.Mailbox {
+	return func() actor.Mailbox { return &fairMailbox{inline: inline} }
+}
 
 // PostUserMessage implements actor.Mailbox.
 func (m *fairMailbox) PostUserMessage(msg any) {
+	_, passivation := msg.(passivate)
 	m.mu.Lock()
-	if m.running || m.suspended {
+	if m.running || m.suspended || !m.inline || passivation {
 		m.user.push(msg)
+		start := !m.running && !m.suspended
+		if start {
+			m.running = true
+		}
 		m.mu.Unlock()
+		if start {
+			go m.drain()
+		}
 		return
 	}
 	m.running = true

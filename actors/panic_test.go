@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 // supervision, it restarted the actor and lost the operation: its caller
 // waited forever and Close could never complete.
 func TestPanicOutsideFnAnswered(t *testing.T) {
-	sys := NewSystem(Config{})
+	sys := newTestSystem(t, Config{})
 	var calls atomic.Int32
 	k := &Kind{Name: "S", Storage: storage.NewMemory(storage.MemoryOptions{}), Grace: time.Minute,
 		NewID: func() (string, error) {
@@ -28,9 +27,9 @@ func TestPanicOutsideFnAnswered(t *testing.T) {
 		}}
 	sys.AddKind(k)
 	ctx := context.Background()
-	res := sys.Do(ctx, k, "abc", &Op{Code: OpUpdate, Fresh: true, Fn: func([]byte, bool, *any) ([]byte, bool, error) { return []byte("v"), true, nil }})
-	if res.Err != nil {
-		t.Fatal(res.Err)
+	res := sys.Do(ctx, k, "abc", &Op{Code: OpUpdate, Fresh: true, Fn: setTo("v")})
+	if res.Status != OK {
+		t.Fatal(res.Status, res.Err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -39,7 +38,7 @@ func TestPanicOutsideFnAnswered(t *testing.T) {
 	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel2()
 	err := sys.Close(cctx)
-	if !errors.Is(res.Err, ErrPanic) || err != nil {
+	if res.Status != Panicked || err != nil {
 		t.Fatalf("Renew answered %v instead of an error wrapping the panic; Close: %v", res.Err, err)
 	}
 }

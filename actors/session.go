@@ -5,26 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/steward-sessions/steward/internal/record"
 	"github.com/steward-sessions/steward/storage"
-)
-
-// OpCode says what an Op does.
-type OpCode uint8
-
-const (
-	// OpGet reads the session.
-	OpGet OpCode = iota
-	// OpUpdate runs Op.Fn on the current value and stores what it returns.
-	OpUpdate
-	// OpInvalidate removes the session.
-	OpInvalidate
-	// OpRenew moves the session to a new ID; the old one forwards to it for
-	// the kind's grace period.
-	OpRenew
 )
 
 // maxConflicts bounds how often an update is re-run after conflicting
@@ -39,66 +24,35 @@ func conflictBackoff(attempt int) time.Duration {
 	return rand.N(window)
 }
 
+// backOff prepares the attempt+1-th run of a conflicting update. The
+// conflict answer carried the current value, so the first retries go at
+// once, with a copy as fresh as a new read; later ones wait a random while,
+// so that instances racing for one session fall out of step, and then read
+// the session anew (a copy adopted before the wait would be stale by the
+// time it is written). It reports false if op was answered meanwhile.
+func (sa *sessionActor) backOff(op *Op, attempt int, now int64) bool {
+	if attempt < 3 {
+		return true
+	}
+	time.Sleep(conflictBackoff(attempt))
+	if err := sa.load(op.ctx); err != nil {
+		sa.failStorage(op, err)
+		return false
+	}
+	sa.expire(op.ctx, now)
+	if sa.alias != "" {
+		sa.forward(op)
+		return false
+	}
+	return true
+}
+
 // maxHops bounds how many renewed IDs an operation follows: one hop per
 // renewal made within the grace period of the ID the client holds.
 const maxHops = 32
 
-// Op is one operation on one session, carried to its actor.
-type Op struct {
-	Code OpCode
-	// Fresh says the ID was issued by this engine for this operation, so
-	// no stored value can exist and none is read.
-	Fresh bool
-	// MustExist makes OpUpdate answer "not found" instead of creating the
-	// session: IDs that come from clients are never adopted.
-	MustExist bool
-	// Fn computes an OpUpdate's new value from the current one (nil, false
-	// when there is none). With write false the value is kept. memo points
-	// to what the previous update function left for the current value (a
-	// decoded copy, say), nil if nothing: Fn may use it, and must set it to
-	// the memo of the value it returns, or to nil, when it writes. The
-	// actor drops the memo whenever the value changes any other way or Fn
-	// fails. Fn runs inside
-	// the session actor: it must not block on other sessions. It must not
-	// keep or modify old, and must not modify value after returning it.
-	Fn UpdateFunc
-
-	ctx    context.Context
-	kind   *Kind
-	reply  chan Result
-	origin *shard // where the operation was admitted
-	hops   int
-}
-
-// UpdateFunc is the type of Op.Fn.
-type UpdateFunc func(old []byte, exists bool, memo *any) (value []byte, write bool, err error)
-
-// Result is the answer to an Op.
-type Result struct {
-	// ID is the session's ID after the operation: the asked one, or the ID
-	// it was renewed to.
-	ID string
-	// Value is the session's value; read-only, shared with the actor.
-	Value []byte
-	// Memo is what the last update function left for Value (see Op.Fn),
-	// nil if nothing; read-only.
-	Memo any
-	// Found says a session exists after the operation.
-	Found bool
-	// Refreshed says the operation moved the session's stored expiry
-	// forward, so a transport that carries an expiry (a cookie's Max-Age)
-	// should send it again.
-	Refreshed bool
-	Err       error
-}
-
-var replies = sync.Pool{New: func() any { return make(chan Result, 1) }}
-
-func getReply() chan Result  { return replies.Get().(chan Result) }
-func putReply(c chan Result) { replies.Put(c) }
-
 // passivate asks a session actor to flush and stop if nothing else is on
-// its way to it.
+// its way to it. final: the System is closing.
 type passivate struct{ final bool }
 
 // sessionActor owns one session ID of one kind: every operation of that ID
@@ -119,10 +73,12 @@ type sessionActor struct {
 	created int64  // Unix ns
 	expires int64  // Unix ns, 0 for none: the exact sliding expiry
 	stored  int64  // the expiry last written to the storage
-	value   []byte
-	memo    any    // what the last update function left for value; see Op.Fn
+	val     Value  // the value, when exists
 	version uint64 // the stored version (Versioned storages), 0 for none
 
+	// finalPending says Close asked the actor to stop while operations
+	// were still on their way: it stops after the last one.
+	finalPending bool
 	// handedOn says the current operation was answered or forwarded.
 	handedOn bool
 }
@@ -133,10 +89,9 @@ func (sa *sessionActor) Receive(c actor.Context) {
 	case *Op:
 		sa.handedOn = false
 		sa.safely(m, func() { sa.handle(m) })
-		sa.entry.empty.Store(!sa.exists && sa.alias == "")
-		sa.entry.pending.Add(-1)
+		sa.afterOp(c)
 	case passivate:
-		sa.safely(nil, func() { sa.passivate(c, m.final) })
+		sa.passivate(c, m.final)
 	case *actor.Stopped:
 		sa.sys.live.Add(-1)
 		sa.sys.sessionsWG.Done()
@@ -145,11 +100,15 @@ func (sa *sessionActor) Receive(c actor.Context) {
 
 func (sa *sessionActor) finish(op *Op, res Result) {
 	sa.handedOn = true
-	sa.sys.finish(op, res)
+	op.reply <- res
+}
+
+func (sa *sessionActor) failStorage(op *Op, err error) {
+	sa.finish(op, Result{Status: StorageFailed, Err: err})
 }
 
 // safely runs f, turning a panic (from user code such as an ID generator,
-// or a bug) into an ErrPanic answer for op instead of losing op and
+// or a bug) into a Panicked answer for op instead of losing op and
 // restarting the actor. The actor reads its state from the storage again.
 func (sa *sessionActor) safely(op *Op, f func()) {
 	defer func() {
@@ -157,25 +116,99 @@ func (sa *sessionActor) safely(op *Op, f func()) {
 		if r == nil {
 			return
 		}
+		sa.entry.inFn.Store(false)
 		sa.sys.log.Error("engine: panic in a session actor", "kind", sa.kind.Name, "panic", r)
-		sa.loaded, sa.exists, sa.value, sa.memo, sa.alias = false, false, nil, nil, ""
+		sa.forget()
+		sa.loaded = false
 		if op != nil && !sa.handedOn {
-			sa.finish(op, Result{Err: fmt.Errorf("%w: %v", ErrPanic, r)})
+			sa.finish(op, Result{Status: Panicked, Err: fmt.Errorf("%v", r)})
 		}
 	}()
 	f()
 }
 
+// afterOp ends the handling of an operation. An actor that holds no
+// session (the ID was unknown, expired or invalidated), or that Close
+// asked to stop, leaves the registry at once if nothing else is on its way:
+// a flood of unknown IDs costs no lasting actor.
+func (sa *sessionActor) afterOp(c actor.Context) {
+	e := sa.entry
+	if !sa.finalPending && (sa.exists || sa.alias != "") {
+		e.pending.Add(-1)
+		return
+	}
+	if sa.finalPending {
+		sa.safely(nil, func() { _ = sa.flush(context.Background()) })
+	}
+	sh := sa.shard
+	sh.mu.Lock()
+	if e.pending.Load() != 1 {
+		e.pending.Add(-1)
+		sh.mu.Unlock()
+		return
+	}
+	sh.removeLocked(e)
+	e.pending.Add(-1)
+	sh.mu.Unlock()
+	c.Stop(c.Self())
+}
+
+// passivate flushes the sliding expiry and stops the actor, unless
+// operations arrived after it was chosen.
+func (sa *sessionActor) passivate(c actor.Context, final bool) {
+	sa.safely(nil, func() { _ = sa.flush(context.Background()) }) // logged; the value itself was written through
+	sh, e := sa.shard, sa.entry
+	sh.mu.Lock()
+	final = final || sh.closing.Load() // read under mu: Close sets it there
+	if e.pending.Load() > 1 {
+		if final {
+			sa.finalPending = true // stop after the operations on their way
+		} else {
+			sh.stayLocked(e)
+		}
+		e.pending.Add(-1)
+		sh.mu.Unlock()
+		return
+	}
+	sh.removeLocked(e)
+	e.pending.Add(-1)
+	sh.mu.Unlock()
+	if !final {
+		sa.sys.passivated.Add(1)
+	}
+	c.Stop(c.Self())
+}
+
+// begin claims op for the actor; it reports false, and drops op, if the
+// caller abandoned it.
+func (sa *sessionActor) begin(op *Op) bool {
+	if op.state.CompareAndSwap(opQueued, opStarted) {
+		return true
+	}
+	if st := op.state.Load(); st == opStarted || st == opCommitting { // forwarded
+		return true
+	}
+	sa.finish(op, Result{Status: Canceled, Err: op.ctx.Err()})
+	return false
+}
+
+// commit marks the point past which op is applied whatever its caller
+// does; it reports false, and drops op, if the caller abandoned it.
+func (sa *sessionActor) commit(op *Op) bool {
+	if op.state.Load() == opCommitting || op.state.CompareAndSwap(opStarted, opCommitting) {
+		return true
+	}
+	sa.finish(op, Result{Status: Canceled, Err: op.ctx.Err()})
+	return false
+}
+
 func (sa *sessionActor) handle(op *Op) {
-	// A cancelled operation is dropped before it starts; once forwarded
-	// from a renewed ID it has started, and runs to its end.
-	if err := op.ctx.Err(); err != nil && op.hops == 0 {
-		sa.finish(op, Result{Err: err})
+	if !sa.begin(op) {
 		return
 	}
 	now := sa.sys.now().UnixNano()
 	if sa.kind.versioned != nil && !op.Fresh &&
-		(op.Code != OpUpdate || sa.expires != 0 && now >= sa.expires) {
+		(op.Code != OpUpdate || record.Expired(sa.expires, now)) {
 		// Other instances write this session too: read it anew. (An
 		// update works on what it holds, its conditional write catching
 		// a stale copy, unless that copy looks expired: another instance
@@ -186,7 +219,7 @@ func (sa *sessionActor) handle(op *Op) {
 		if op.Fresh {
 			sa.loaded = true
 		} else if err := sa.load(op.ctx); err != nil {
-			sa.finish(op, Result{Err: err})
+			sa.failStorage(op, err)
 			return
 		}
 	}
@@ -203,22 +236,38 @@ func (sa *sessionActor) handle(op *Op) {
 		}
 		// The answer is what was read; a touch that conflicts with another
 		// instance's write does not change it.
-		value, memo := sa.value, sa.memo
+		val := sa.val
 		refreshed := sa.touch(op.ctx, now)
-		sa.finish(op, Result{ID: sa.id, Value: value, Memo: memo, Found: true, Refreshed: refreshed})
+		sa.finish(op, Result{ID: sa.id, Value: val, Found: true, Refreshed: refreshed})
 	case OpUpdate:
 		sa.update(op, now)
 	case OpInvalidate:
+		if !sa.commit(op) {
+			return
+		}
 		if err := sa.remove(op.ctx); err != nil {
-			sa.finish(op, Result{Err: err})
+			sa.failStorage(op, err)
 			return
 		}
 		sa.finish(op, Result{ID: sa.id})
 	case OpRenew:
 		sa.renew(op, now)
 	default:
-		sa.finish(op, Result{Err: fmt.Errorf("engine: unknown operation %d", op.Code)})
+		sa.finish(op, Result{Status: FnFailed, Err: fmt.Errorf("engine: unknown operation %d", op.Code)})
 	}
+}
+
+// runFn runs op's update function on the value held, flagged so that an
+// operation on this session from inside it is refused.
+func (sa *sessionActor) runFn(op *Op) (Value, bool, Status, error) {
+	var cur Value
+	if sa.exists {
+		cur = sa.val
+	}
+	sa.entry.inFn.Store(true)
+	next, write, st, err := RunUpdate(op.Fn, cur, sa.exists)
+	sa.entry.inFn.Store(false)
+	return next, write, st, err
 }
 
 func (sa *sessionActor) update(op *Op, now int64) {
@@ -228,19 +277,8 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			sa.finish(op, Result{ID: sa.id})
 			return
 		}
-		var old []byte
-		if sa.exists {
-			old = sa.value
-		}
-		memo := sa.memo
-		if !sa.exists {
-			memo = nil
-		}
-		value, write, err := callFn(op.Fn, old, sa.exists, &memo)
-		if err != nil {
-			sa.memo = nil // the function may have changed it halfway
-		}
-		if err != nil || !write {
+		next, write, st, err := sa.runFn(op)
+		if st != OK || !write {
 			if sa.kind.versioned != nil && !reread {
 				// Nothing written (or a refusal) means nothing checked the
 				// version: the answer must not come from a copy another
@@ -248,7 +286,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 				// again.
 				reread = true
 				if err := sa.load(op.ctx); err != nil {
-					sa.finish(op, Result{Err: err})
+					sa.failStorage(op, err)
 					return
 				}
 				sa.expire(op.ctx, now)
@@ -258,48 +296,55 @@ func (sa *sessionActor) update(op *Op, now int64) {
 				}
 				continue
 			}
-			if err != nil {
-				sa.finish(op, Result{Err: err})
+			if st != OK {
+				sa.finish(op, Result{Status: st, Err: err})
 				return
 			}
-			if sa.exists {
-				sa.memo = memo
+			if sa.exists && next.Memo != nil {
+				sa.val.Memo = next.Memo // what the function made of the current bytes
 			}
-			value, memo, found := sa.value, sa.memo, sa.exists
+			val, found := sa.val, sa.exists
 			refreshed := sa.touch(op.ctx, now)
-			sa.finish(op, Result{ID: sa.id, Value: value, Memo: memo, Found: found, Refreshed: refreshed})
+			sa.finish(op, Result{ID: sa.id, Value: val, Found: found, Refreshed: refreshed})
+			return
+		}
+		if !sa.commit(op) {
 			return
 		}
 		created := sa.created
 		if !sa.exists {
 			created = now
 		}
-		exp := sa.kind.expiry(created, now)
-		rec := encodeRecord(record{created: created, expires: exp, payload: value})
+		exp := sa.kind.Expiry.Expiry(created, now)
+		rec := record.Encode(record.Record{Created: created, Expires: exp, Payload: next.Data})
 		err = sa.writeOwn(op.ctx, rec, exp)
 		if errors.Is(err, storage.ErrConflict) {
 			// Another instance wrote first; its value is adopted: run the
-			// function again on it.
+			// function again on it. Until the next write the caller may
+			// still abandon the update.
+			op.state.Store(opStarted)
 			sa.expire(op.ctx, now)
 			switch {
 			case sa.alias != "":
 				sa.forward(op) // renewed meanwhile
 				return
 			case attempt >= maxConflicts:
-				sa.finish(op, Result{Err: fmt.Errorf("%w (%d attempts)", ErrConflict, attempt)})
+				sa.finish(op, Result{Status: Conflict, Err: fmt.Errorf("%d attempts", attempt)})
 				return
 			}
-			time.Sleep(conflictBackoff(attempt))
+			if !sa.backOff(op, attempt, now) {
+				return
+			}
 			continue
 		}
 		if err != nil {
-			sa.memo = nil
-			sa.finish(op, Result{Err: err})
+			sa.loaded = false // the write may have landed or not: read again
+			sa.failStorage(op, err)
 			return
 		}
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
-		sa.exists, sa.value, sa.memo, sa.created, sa.expires, sa.stored = true, value, memo, created, exp, exp
-		sa.finish(op, Result{ID: sa.id, Value: value, Memo: memo, Found: true, Refreshed: refreshed})
+		sa.exists, sa.val, sa.created, sa.expires, sa.stored = true, next, created, exp, exp
+		sa.finish(op, Result{ID: sa.id, Value: next, Found: true, Refreshed: refreshed})
 		return
 	}
 }
@@ -312,17 +357,21 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		}
 		newID, err := sa.kind.NewID()
 		if err != nil {
-			sa.finish(op, Result{Err: fmt.Errorf("engine: new session ID: %w", err)})
+			sa.finish(op, Result{Status: FnFailed, Err: fmt.Errorf("engine: new session ID: %w", err)})
 			return
 		}
-		exp := sa.kind.expiry(sa.created, now)
-		rec := encodeRecord(record{created: sa.created, expires: exp, payload: sa.value})
-		h := sa.sys.hash(sa.kind, newID)
-		if err := sa.storageWrite(op.ctx, newID, h, rec, exp); err != nil {
-			sa.finish(op, Result{Err: err})
+		if !sa.commit(op) {
 			return
 		}
-		value := sa.value
+		exp := sa.kind.Expiry.Expiry(sa.created, now)
+		rec := record.Encode(record.Record{Created: sa.created, Expires: exp, Payload: sa.val.Data})
+		// With a Versioned storage, the new ID is written only if nothing
+		// is stored there (version 0).
+		if _, err := sa.storageCall(op.ctx, stWrite, newID, rec, exp, 0); err != nil {
+			sa.failStorage(op, err)
+			return
+		}
+		val := sa.val
 		// The old ID becomes an alias for the grace period, or goes; with
 		// a Versioned storage either is conditional, so an update another
 		// instance made meanwhile is never lost.
@@ -331,38 +380,39 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 			if exp != 0 && exp < aliasExp {
 				aliasExp = exp
 			}
-			alias := encodeRecord(record{alias: true, created: sa.created, expires: aliasExp, payload: []byte(newID)})
+			alias := record.Encode(record.Record{Alias: true, Created: sa.created, Expires: aliasExp, Payload: []byte(newID)})
 			if err = sa.writeOwn(op.ctx, alias, aliasExp); err == nil {
-				sa.exists, sa.value, sa.memo = false, nil, nil
+				sa.forget()
 				sa.alias, sa.expires, sa.stored = newID, aliasExp, aliasExp
 			}
 		} else {
 			err = sa.removeOwn(op.ctx)
 		}
 		if err == nil {
-			sa.finish(op, Result{ID: newID, Value: value, Found: true, Refreshed: true})
+			sa.finish(op, Result{ID: newID, Value: val, Found: true, Refreshed: true})
 			return
 		}
 		// The value lives under both IDs now: drop the new one, so that a
 		// failed renewal leaves one session.
-		if _, derr := sa.storageCall(op.ctx, stDelete, newID, h, nil, 0, 0); derr != nil {
+		if _, derr := sa.storageCall(op.ctx, stDelete, newID, nil, 0, 0); derr != nil {
 			sa.sys.log.Error("engine: a failed renewal left an orphan session; it expires on its own",
 				"kind", sa.kind.Name, "error", derr)
 		}
 		if !errors.Is(err, storage.ErrConflict) {
 			sa.loaded = false // read the old ID's state again rather than trust a guess
-			sa.finish(op, Result{Err: err})
+			sa.failStorage(op, err)
 			return
 		}
 		// Another instance wrote the session meanwhile; its state is
 		// adopted: renew that.
+		op.state.Store(opStarted)
 		sa.expire(op.ctx, now)
 		switch {
 		case sa.alias != "":
 			sa.forward(op) // renewed there already: renew where it went
 			return
 		case attempt >= maxConflicts:
-			sa.finish(op, Result{Err: fmt.Errorf("%w (%d attempts to renew)", ErrConflict, attempt)})
+			sa.finish(op, Result{Status: Conflict, Err: fmt.Errorf("%d attempts to renew", attempt)})
 			return
 		}
 		time.Sleep(conflictBackoff(attempt))
@@ -376,8 +426,11 @@ func (sa *sessionActor) forward(op *Op) {
 	if op.Code == OpInvalidate {
 		// Invalidating an old ID ends the renewed session too; the alias
 		// itself goes first.
+		if !sa.commit(op) {
+			return
+		}
 		if err := sa.remove(op.ctx); err != nil {
-			sa.finish(op, Result{Err: err})
+			sa.failStorage(op, err)
 			return
 		}
 	}
@@ -388,6 +441,11 @@ func (sa *sessionActor) forward(op *Op) {
 	}
 	sa.handedOn = true
 	sa.sys.route(sa.kind, target, sa.sys.hash(sa.kind, target), op, false)
+}
+
+// forget drops the session state held (not what is stored).
+func (sa *sessionActor) forget() {
+	sa.exists, sa.val, sa.alias, sa.expires, sa.stored = false, Value{}, "", 0, 0
 }
 
 // removeOwn deletes the stored state of this ID if it is still the state
@@ -402,23 +460,25 @@ func (sa *sessionActor) removeOwn(ctx context.Context) error {
 	if err := sa.writeOwn(ctx, nil, 1); err != nil { // expires 1 ns after 1970: deletes
 		return err
 	}
-	sa.exists, sa.value, sa.memo, sa.alias, sa.expires, sa.stored, sa.version = false, nil, nil, "", 0, 0, 0
+	sa.forget()
+	sa.version = 0
 	return nil
 }
 
 // remove deletes the stored state of this ID, whatever it is: Invalidate
 // wins over every write.
 func (sa *sessionActor) remove(ctx context.Context) error {
-	if _, err := sa.storageCall(ctx, stDelete, sa.id, sa.hash, nil, 0, 0); err != nil {
+	if _, err := sa.storageCall(ctx, stDelete, sa.id, nil, 0, 0); err != nil {
 		return err
 	}
-	sa.exists, sa.value, sa.memo, sa.alias, sa.expires, sa.stored, sa.version = false, nil, nil, "", 0, 0, 0
+	sa.forget()
+	sa.version = 0
 	return nil
 }
 
 // expire drops the session if it is past its expiry.
 func (sa *sessionActor) expire(ctx context.Context, now int64) {
-	if (!sa.exists && sa.alias == "") || sa.expires == 0 || now < sa.expires {
+	if (!sa.exists && sa.alias == "") || !record.Expired(sa.expires, now) {
 		return
 	}
 	err := sa.removeOwn(ctx)
@@ -427,7 +487,7 @@ func (sa *sessionActor) expire(ctx context.Context, now int64) {
 		// Another instance wrote it meanwhile: its state is adopted.
 	case err != nil:
 		sa.sys.log.Warn("engine: removing an expired session", "kind", sa.kind.Name, "error", err)
-		sa.exists, sa.value, sa.memo, sa.alias = false, nil, nil, ""
+		sa.forget()
 	}
 }
 
@@ -438,7 +498,7 @@ func (sa *sessionActor) touch(ctx context.Context, now int64) bool {
 	if !sa.exists {
 		return false
 	}
-	sa.expires = sa.kind.expiry(sa.created, now)
+	sa.expires = sa.kind.Expiry.Expiry(sa.created, now)
 	if sa.expires == 0 || sa.expires-sa.stored < int64(sa.kind.touch) {
 		return false
 	}
@@ -450,7 +510,7 @@ func (sa *sessionActor) flush(ctx context.Context) error {
 	if !sa.exists || sa.expires <= sa.stored {
 		return nil
 	}
-	rec := encodeRecord(record{created: sa.created, expires: sa.expires, payload: sa.value})
+	rec := record.Encode(record.Record{Created: sa.created, Expires: sa.expires, Payload: sa.val.Data})
 	if err := sa.writeOwn(ctx, rec, sa.expires); err != nil {
 		if !errors.Is(err, storage.ErrConflict) { // a conflict: another instance's write is newer
 			sa.sys.log.Warn("engine: refreshing a session's expiry", "kind", sa.kind.Name, "error", err)
@@ -462,7 +522,7 @@ func (sa *sessionActor) flush(ctx context.Context) error {
 }
 
 func (sa *sessionActor) load(ctx context.Context) error {
-	res, err := sa.storageCall(ctx, stRead, sa.id, sa.hash, nil, 0, 0)
+	res, err := sa.storageCall(ctx, stRead, sa.id, nil, 0, 0)
 	if errors.Is(err, storage.ErrNotFound) {
 		res, err = storageResult{}, nil
 	}
@@ -477,24 +537,25 @@ func (sa *sessionActor) load(ctx context.Context) error {
 // adopt makes the stored record data (nil for none) at version the
 // actor's state.
 func (sa *sessionActor) adopt(data []byte, version uint64) {
-	sa.exists, sa.value, sa.memo, sa.alias, sa.created, sa.expires, sa.stored = false, nil, nil, "", 0, 0, 0
+	sa.forget()
+	sa.created = 0
 	sa.version = version
 	if data == nil {
 		return
 	}
-	rec, err := decodeRecord(data)
-	if err == nil && rec.alias && !storage.ValidID(string(rec.payload)) {
-		err = errBadRecord
+	rec, err := record.Decode(data)
+	if err == nil && rec.Alias && !storage.ValidID(string(rec.Payload)) {
+		err = record.ErrMalformed
 	}
 	if err != nil {
 		sa.sys.log.Warn("engine: unreadable session record, treated as no session", "kind", sa.kind.Name, "error", err)
 		return
 	}
-	sa.created, sa.expires, sa.stored = rec.created, rec.expires, rec.expires
-	if rec.alias {
-		sa.alias = string(rec.payload)
+	sa.created, sa.expires, sa.stored = rec.Created, rec.Expires, rec.Expires
+	if rec.Alias {
+		sa.alias = string(rec.Payload)
 	} else {
-		sa.exists, sa.value = true, rec.payload
+		sa.exists, sa.val = true, Value{Data: rec.Payload}
 	}
 }
 
@@ -502,7 +563,7 @@ func (sa *sessionActor) adopt(data []byte, version uint64) {
 // the write is conditional on the version the actor holds; on a conflict
 // the current record is adopted and the error wraps storage.ErrConflict.
 func (sa *sessionActor) writeOwn(ctx context.Context, rec []byte, exp int64) error {
-	res, err := sa.storageCall(ctx, stWrite, sa.id, sa.hash, rec, exp, sa.version)
+	res, err := sa.storageCall(ctx, stWrite, sa.id, rec, exp, sa.version)
 	if errors.Is(err, storage.ErrConflict) {
 		sa.adopt(res.data, res.version)
 		return err
@@ -514,40 +575,10 @@ func (sa *sessionActor) writeOwn(ctx context.Context, rec []byte, exp int64) err
 	return nil
 }
 
-func (sa *sessionActor) passivate(c actor.Context, final bool) {
-	ctx := context.Background()
-	_ = sa.flush(ctx) // logged; the value itself was written through
-	sh, e := sa.shard, sa.entry
-	sh.mu.Lock()
-	if !final && e.pending.Load() > 1 {
-		// Operations arrived after the janitor chose this actor: stay.
-		e.passivating = false
-		e.pending.Add(-1)
-		sh.mu.Unlock()
-		return
-	}
-	k := key{sa.kind.index, sa.id}
-	if sh.entries[k] == e {
-		delete(sh.entries, k)
-	}
-	e.pending.Add(-1)
-	sh.mu.Unlock()
-	if !final {
-		sa.sys.passivated.Add(1)
-	}
-	c.Stop(c.Self())
-}
-
-// storageWrite writes rec under another ID, a new one (Renew): with a
-// Versioned storage, only if nothing is stored there.
-func (sa *sessionActor) storageWrite(ctx context.Context, id string, h uint64, rec []byte, exp int64) error {
-	_, err := sa.storageCall(ctx, stWrite, id, h, rec, exp, 0)
-	return err
-}
-
-// storageCall runs one storage operation on the storage actor that owns
-// the ID's hash and waits for it.
-func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id string, h uint64, data []byte, exp int64, version uint64) (storageResult, error) {
+// storageCall runs one storage operation and waits for it: on a storage
+// actor, or right here for a storage that never blocks. Errors other than
+// "not found" and "conflict" say which call failed.
+func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id string, data []byte, exp int64, version uint64) (storageResult, error) {
 	// One storage call at a time: the request is reused, never allocated.
 	req := &sa.req
 	*req = storageReq{kind: sa.kind, code: code, id: id, data: data, expires: exp, version: version, ctx: ctx, reply: sa.storageReply}
@@ -558,26 +589,11 @@ func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id st
 		// a hand-off.
 		res = req.do()
 	} else {
-		sys := sa.sys
-		sys.as.Root.Send(sys.storers[h%uint64(len(sys.storers))], req)
-		res = <-sa.storageReply
+		res = sa.sys.storers.call(req)
 	}
 	err := res.err
 	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrConflict) {
-		err = fmt.Errorf("%w: %s %s: %w", ErrStorage, code, sa.kind.Name, err)
+		err = fmt.Errorf("%s %s: %w", code, sa.kind.Name, err)
 	}
 	return res, err
-}
-
-// callFn runs an update function, turning a panic into an error.
-func callFn(fn UpdateFunc, old []byte, exists bool, memo *any) (value []byte, write bool, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			value, write, err = nil, false, fmt.Errorf("%w: %v", ErrPanic, r)
-		}
-	}()
-	if fn == nil {
-		return nil, false, nil
-	}
-	return fn(old, exists, memo)
 }

@@ -3,8 +3,12 @@ package actors
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/steward-sessions/steward/internal/record"
 )
 
 type storageCode uint8
@@ -26,9 +30,10 @@ func (c storageCode) String() string {
 	}
 }
 
-// storageReq is one storage call, sent by a session actor to the storage
-// actor that owns the ID's hash. Two calls for one ID always go to the same
-// storage actor, in the order their session actor made them.
+// storageReq is one storage call, made by a session actor and run by a
+// storage actor. A session actor makes one call at a time and waits for
+// it, so the calls of one ID are never reordered, whichever storage actor
+// runs them.
 type storageReq struct {
 	kind    *Kind
 	code    storageCode
@@ -44,21 +49,6 @@ type storageResult struct {
 	data    []byte
 	version uint64 // the version read or written; on a conflict, the current one
 	err     error
-}
-
-// storageActor does storage I/O. The number of storage actors bounds how
-// many storage calls run at once; a slow call delays only the sessions
-// hashed to the same storage actor.
-type storageActor struct{ sys *System }
-
-// Receive implements actor.Actor.
-func (st *storageActor) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *storageReq:
-		m.reply <- m.do()
-	case *actor.Stopped:
-		st.sys.storersWG.Done()
-	}
 }
 
 func (r *storageReq) do() (res storageResult) {
@@ -82,14 +72,149 @@ func (r *storageReq) do() (res storageResult) {
 	case r.code == stWrite && v != nil:
 		var cur []byte
 		var curVersion uint64
-		res.version, cur, curVersion, res.err = v.SaveIf(ctx, r.id, r.data, unixTime(r.expires), r.version)
+		res.version, cur, curVersion, res.err = v.SaveIf(ctx, r.id, r.data, record.Unix(r.expires), r.version)
 		if res.err != nil {
 			res.data, res.version = cur, curVersion
 		}
 	case r.code == stWrite:
-		res.err = b.Save(ctx, r.id, r.data, unixTime(r.expires))
+		res.err = b.Save(ctx, r.id, r.data, record.Unix(r.expires))
 	default:
 		res.err = b.Delete(ctx, r.id)
 	}
 	return res
+}
+
+// stallAfter is how long a storage call may run before its storage actor
+// is counted as stalled and replaced, so that calls that hang never hold
+// every storage actor: the pool keeps its size in healthy actors.
+const stallAfter = time.Second
+
+// maxStalled bounds the stalled storage actors kept waiting for their
+// storage at once; past it, no replacement is made and new calls wait for
+// a storage actor to come back. (Each session has one call at a time, so it
+// also takes that many sessions whose storage hangs.)
+const maxStalled = 1024
+
+// storagePool is the System's storage actors. Any idle one takes the next
+// call, so a call that hangs delays only its own session; the pool bounds
+// how many calls run against the storages at once (size, plus the stalled
+// ones it replaced).
+type storagePool struct {
+	sys     *System
+	idle    chan *storer // storage actors waiting for a call
+	stalled atomic.Int32 // stalled storage actors not yet finished
+
+	mu     sync.Mutex // protects closed
+	closed bool       // no storage actor returns to idle
+}
+
+// storer is one storage actor.
+type storer struct {
+	pool  *storagePool
+	pid   *actor.PID
+	timer *time.Timer // fires when a call stalls
+
+	mu      sync.Mutex // protects busy and retired
+	busy    bool
+	retired bool // replaced for stalling: stop after the call
+}
+
+func newStoragePool(sys *System, size int) *storagePool {
+	p := &storagePool{sys: sys, idle: make(chan *storer, size+maxStalled)}
+	for range size {
+		p.spawn()
+	}
+	return p
+}
+
+func (p *storagePool) spawn() {
+	w := &storer{pool: p}
+	w.timer = time.AfterFunc(time.Hour, w.stall)
+	w.timer.Stop()
+	p.sys.storersWG.Add(1)
+	w.pid = p.sys.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return w }))
+	p.idle <- w
+}
+
+// call runs req on an idle storage actor and waits for its answer. Once
+// sent, a call is never abandoned: the session's actor waits for it.
+func (p *storagePool) call(req *storageReq) storageResult {
+	w := <-p.idle
+	p.sys.as.Root.Send(w.pid, req)
+	return <-req.reply
+}
+
+// Receive implements actor.Actor.
+func (w *storer) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *storageReq:
+		w.mu.Lock()
+		w.busy = true
+		w.mu.Unlock()
+		w.timer.Reset(stallAfter)
+		res := m.do()
+		w.timer.Stop()
+		w.mu.Lock()
+		w.busy = false
+		retired := w.retired
+		w.mu.Unlock()
+		m.reply <- res
+		p := w.pool
+		p.mu.Lock()
+		closed := p.closed
+		if !closed && !retired {
+			p.idle <- w // never blocks: the channel holds every storage actor
+		}
+		p.mu.Unlock()
+		if retired {
+			p.stalled.Add(-1)
+		}
+		if closed || retired {
+			c.Stop(c.Self())
+		}
+	case *actor.Stopped:
+		w.pool.sys.storersWG.Done()
+	}
+}
+
+// stall replaces a storage actor whose call has run for stallAfter.
+func (w *storer) stall() {
+	p := w.pool
+	w.mu.Lock()
+	replace := w.busy && !w.retired && p.stalled.Load() < maxStalled
+	if replace {
+		w.retired = true
+		p.stalled.Add(1)
+	}
+	w.mu.Unlock()
+	if !replace {
+		return
+	}
+	p.sys.log.Warn("engine: a storage call has run for over a second; its storage actor is replaced", "after", stallAfter)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed { // under mu, so that close never misses the new one
+		p.spawn()
+	}
+}
+
+// close stops the idle storage actors; busy ones stop after their call.
+// The session actors have all stopped, so none is busy but stalled ones.
+func (p *storagePool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	for {
+		select {
+		case w := <-p.idle:
+			w.timer.Stop()
+			p.sys.as.Root.Stop(w.pid)
+		default:
+			return
+		}
+	}
 }

@@ -2,76 +2,53 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/steward-sessions/steward/internal/record"
 	"github.com/steward-sessions/steward/storage"
 )
 
-// ErrClosed is returned for operations started after Close began.
-var ErrClosed = errors.New("engine: closed")
-
-// ErrStorage wraps every error that comes from a storage, so that callers
-// can tell "the storage failed" (answer 503) from their own mistakes.
-var ErrStorage = errors.New("engine: storage failed")
-
-// ErrConflict is returned when an update kept conflicting with writes of
-// other engine instances (a Versioned storage) and gave up after
-// maxConflicts attempts.
-var ErrConflict = errors.New("engine: too many conflicting writes from other instances")
-
-// ErrPanic wraps a panic raised by an update function inside a session
-// actor. The session keeps its previous value.
-var ErrPanic = errors.New("engine: update function panicked")
-
-// Config configures a System. Zero fields take the defaults given.
+// Config is what a System runs with. The engine resolves every default
+// (engine.Options documents them); each field here must be set.
 type Config struct {
-	// Logger receives the engine's and protoactor's logs. Nil: discarded.
 	Logger *slog.Logger
-	// Now is the clock for session expiry. Nil: time.Now.
-	Now func() time.Time
-	// Shards is the number of dispatcher shards, rounded up to a power of
-	// two. Zero: 256.
+	Now    func() time.Time
+	// Shards is the number of dispatcher shards, a power of two.
 	Shards int
 	// StorageActors is the number of storage actors, which bounds the
-	// concurrent calls into storages. Zero: 8 × GOMAXPROCS.
+	// storage calls that run at once.
 	StorageActors int
 	// PassivateAfter is how long a session actor stays alive without
-	// messages before it stops. Zero: one minute.
+	// operations before it stops.
 	PassivateAfter time.Duration
+	// MaxLive bounds the live session actors: past it, the least recently
+	// used idle ones passivate.
+	MaxLive int
 }
 
 // Kind is one registered session kind as the actors see it.
 type Kind struct {
-	Name     string
-	Storage  storage.Storage
-	Idle     time.Duration // sliding idle timeout; 0: none
-	Lifetime time.Duration // absolute lifetime from creation; 0: none
-	Grace    time.Duration // how long a renewed ID keeps answering
-	NewID    func() (string, error)
+	Name    string
+	Storage storage.Storage
+	Expiry  record.Policy
+	Grace   time.Duration // how long a renewed ID keeps answering
+	NewID   func() (string, error)
 
-	index  int
-	bytes  storage.BytesStorage // Storage, or a buffering view of it
-	inline bool                 // Storage never blocks: call it from the session actor
+	index int
+	bytes storage.BytesStorage // Storage, or a buffering view of it
 	// versioned is Storage's compare-and-set capability, nil without it:
 	// shared by several engine instances, so reads go to the storage and
 	// writes are conditional.
 	versioned storage.Versioned
 	touch     time.Duration // persist a sliding expiry once it moved this much
-}
-
-// Stats are counters of a running System.
-type Stats struct {
-	Live       int64 // session actors alive now
-	Spawned    int64 // session actors started since the start
-	Passivated int64 // session actors stopped because they were idle
+	inline    bool          // Storage never blocks: call it from the session actor
+	mailbox   actor.MailboxProducer
 }
 
 // System is the actor side of an engine: the dispatcher that routes
@@ -86,21 +63,18 @@ type System struct {
 	mask    uint64
 	started time.Time
 	idle    time.Duration // PassivateAfter
-
-	storers   []*actor.PID
-	sessProps []actor.PropsOption
+	storers *storagePool
 
 	kindsMu sync.Mutex
 	kinds   []*Kind
 
-	live, spawned, passivated atomic.Int64
-	sessionsWG                sync.WaitGroup // one per live session actor
-	storersWG                 sync.WaitGroup // one per live storage actor
+	live, spawned, passivated, evicted atomic.Int64
+	sessionsWG                         sync.WaitGroup // one per live session actor
+	storersWG                          sync.WaitGroup // one per live storage actor
 
 	stopJanitor chan struct{}
 	janitorDone chan struct{}
-	closeOnce   sync.Once     // closes stopJanitor
-	stopOnce    sync.Once     // stops the storage actors
+	stopOnce    sync.Once     // closes stopJanitor
 	closing     chan struct{} // a one-slot semaphore: one Close at a time
 	closed      bool          // Close finished; protected by the closing slot
 }
@@ -114,88 +88,60 @@ type key struct {
 type shard struct {
 	mu      sync.Mutex
 	entries map[key]*entry // protected by mu
-	closing atomic.Bool    // set under mu; no new operations are admitted once true
-	// inflight counts admitted operations that have not been answered yet.
-	inflight atomic.Int64
-	drained  chan struct{} // receives when inflight reaches zero while closing
-	_        [40]byte      // keep shards on separate cache lines
+	// lru links the entries that are not passivating, most recently used
+	// first, around a sentinel; listed counts them. Both protected by mu.
+	lru     entry
+	listed  int
+	cap     int         // listed actors past which idle ones passivate
+	closing atomic.Bool // set under mu; no new operations are admitted once true
 }
 
-// entry is the dispatcher's handle on one live session actor.
+// entry is the dispatcher's handle on one live session actor. Its fields
+// but pending and inFn are protected by its shard's mu.
 type entry struct {
 	pid *actor.PID
 	sa  *sessionActor
 	// pending counts messages sent to the actor and not yet fully handled.
-	// It is only incremented under the shard's lock, so a check of zero
-	// under that lock means no message is on its way.
-	pending  atomic.Int32
-	lastUsed atomic.Int64 // nanoseconds since System start
-	// empty says the actor holds no session (an unknown ID was asked for):
-	// the janitor stops it at its next round instead of keeping it for
-	// PassivateAfter.
-	empty atomic.Bool
-	// passivating is set under the shard's lock when a passivate message is
-	// on its way, so that only one is.
+	// It is only incremented under the shard's lock, so a check of one (the
+	// message being handled) under that lock means no other is on its way.
+	pending atomic.Int32
+	// inFn says the actor is running an update function, so that an
+	// operation on this session from inside it can be refused instead of
+	// waiting for itself.
+	inFn       atomic.Bool
+	lastUsed   int64 // nanoseconds since System start
+	prev, next *entry
+	// passivating is set when a passivate message is on its way, so that
+	// only one is.
 	passivating bool
 }
 
 // NewSystem starts a System.
 func NewSystem(cfg Config) *System {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	n := cfg.Shards
-	if n <= 0 {
-		n = 256
-	}
-	size := 1
-	for size < n {
-		size <<= 1
-	}
-	workers := cfg.StorageActors
-	if workers <= 0 {
-		workers = 8 * runtime.GOMAXPROCS(0)
-	}
-	idle := cfg.PassivateAfter
-	if idle <= 0 {
-		idle = time.Minute
-	}
 	s := &System{
-		log:         log,
-		now:         now,
+		log:         cfg.Logger,
+		now:         cfg.Now,
 		seed:        maphash.MakeSeed(),
-		shards:      make([]shard, size),
-		mask:        uint64(size - 1),
+		shards:      make([]shard, cfg.Shards),
+		mask:        uint64(cfg.Shards - 1),
 		started:     time.Now(),
-		idle:        idle,
+		idle:        cfg.PassivateAfter,
 		stopJanitor: make(chan struct{}),
 		janitorDone: make(chan struct{}),
 		closing:     make(chan struct{}, 1),
 	}
+	perShard := max(1, (cfg.MaxLive+cfg.Shards-1)/cfg.Shards)
 	for i := range s.shards {
-		s.shards[i].entries = make(map[key]*entry)
-		s.shards[i].drained = make(chan struct{}, 1)
+		sh := &s.shards[i]
+		sh.entries = make(map[key]*entry)
+		sh.lru.prev, sh.lru.next = &sh.lru, &sh.lru
+		sh.cap = perShard
 	}
-	protoLog := log.With("lib", "protoactor")
+	protoLog := s.log.With("lib", "protoactor")
 	s.as = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }))
-
-	// Session actors run on the fair mailbox: an operation on an idle
-	// session runs on the caller's goroutine, and only that operation.
-	s.sessProps = []actor.PropsOption{actor.WithMailbox(newFairMailbox)}
 	// Storage actors run on protoactor's default dispatcher, on goroutines
-	// of their own, so that storage I/O never runs on a caller's goroutine
-	// for another caller's session.
-	s.storers = make([]*actor.PID, workers)
-	for i := range s.storers {
-		st := &storageActor{sys: s}
-		s.storersWG.Add(1)
-		s.storers[i] = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return st }))
-	}
+	// of their own: storage I/O never runs on a caller's goroutine.
+	s.storers = newStoragePool(s, cfg.StorageActors)
 	go s.janitor()
 	return s
 }
@@ -206,105 +152,200 @@ func (s *System) AddKind(k *Kind) {
 	defer s.kindsMu.Unlock()
 	k.index = len(s.kinds)
 	k.bytes = storage.AsBytes(k.Storage)
-	if nb, ok := k.Storage.(storage.NonBlocking); ok {
-		k.inline = nb.NonBlocking()
-	}
+	nb, _ := k.Storage.(storage.NonBlocking)
+	inline := nb != nil && nb.NonBlocking()
+	k.inline = inline
+	// Session actors run on the fair mailbox: an operation on an idle
+	// session of a storage that never blocks runs on the caller's
+	// goroutine, and only that operation.
+	k.mailbox = newFairMailbox(inline)
 	k.versioned = storage.VersionedOf(k.Storage)
 	k.touch = time.Minute
-	if k.Idle > 0 && k.Idle/10 < k.touch {
-		k.touch = k.Idle / 10
+	if k.Expiry.Idle > 0 && k.Expiry.Idle/10 < k.touch {
+		k.touch = k.Expiry.Idle / 10
 	}
 	s.kinds = append(s.kinds, k)
 }
 
-// Stats returns the System's counters.
-func (s *System) Stats() Stats {
-	return Stats{Live: s.live.Load(), Spawned: s.spawned.Load(), Passivated: s.passivated.Load()}
-}
+// Live returns the number of session actors alive now.
+func (s *System) Live() int64 { return s.live.Load() }
 
+// Spawned returns the number of session actors started so far.
+func (s *System) Spawned() int64 { return s.spawned.Load() }
+
+// Passivated returns the number of session actors stopped for being idle,
+// evicted ones included.
+func (s *System) Passivated() int64 { return s.passivated.Load() }
+
+// Evicted returns the number of session actors passivated early because
+// the live bound was reached.
+func (s *System) Evicted() int64 { return s.evicted.Load() }
+
+// Hash returns the hash that picks the dispatcher shard of (k, id).
 func (s *System) hash(k *Kind, id string) uint64 {
 	return maphash.String(s.seed, id) ^ uint64(k.index)*0x9e3779b97f4a7c15
 }
 
 func (s *System) sinceStart() int64 { return int64(time.Since(s.started)) }
 
-// Do runs op on the session id of kind k and waits for its result. If ctx
-// ends before the session actor starts op, op is not applied; once started,
-// it completes and its result is dropped.
+// Do runs op on the session id of kind k and waits for its result, or for
+// ctx. If ctx ends first: an operation that has not reached its first write
+// is never applied (Canceled); one whose write is with the storage
+// completes in the actor, and the caller waits a short grace for it before
+// answering MaybeApplied. A result that is ready is always returned.
 func (s *System) Do(ctx context.Context, k *Kind, id string, op *Op) Result {
 	if err := ctx.Err(); err != nil {
-		return Result{Err: err}
+		return Result{Status: Canceled, Err: err}
 	}
 	op.ctx = ctx
 	op.kind = k
 	op.reply = getReply()
-	h := s.hash(k, id)
-	op.origin = &s.shards[h&s.mask]
-	if !s.route(k, id, h, op, true) {
+	switch s.route(k, id, s.hash(k, id), op, true) {
+	case routeClosed:
 		putReply(op.reply)
-		return Result{Err: ErrClosed}
+		return Result{Status: Closed}
+	case routeReentrant:
+		putReply(op.reply)
+		return Result{Status: Reentrant}
 	}
 	select {
 	case res := <-op.reply:
 		putReply(op.reply)
 		return res
 	case <-ctx.Done():
-		// The channel is left to the garbage collector: the actor may still
-		// answer into it.
-		return Result{Err: ctx.Err()}
+		return abandon(op)
 	}
 }
 
-// route delivers msg to the live actor of (k, id), spawning it if needed.
-// With admit, the operation is counted on its shard and refused once the
-// shard is closing; forwarded operations were admitted already.
-func (s *System) route(k *Kind, id string, h uint64, op *Op, admit bool) bool {
+type routeResult uint8
+
+const (
+	routed routeResult = iota
+	routeClosed
+	routeReentrant
+)
+
+// route delivers op to the live actor of (k, id), spawning it if needed.
+// With admit, the operation is refused once the shard is closing;
+// forwarded operations were admitted already.
+func (s *System) route(k *Kind, id string, h uint64, op *Op, admit bool) routeResult {
 	sh := &s.shards[h&s.mask]
 	kk := key{k.index, id}
 	sh.mu.Lock()
-	if admit {
-		if sh.closing.Load() {
-			sh.mu.Unlock()
-			return false
-		}
-		sh.inflight.Add(1)
+	if admit && sh.closing.Load() {
+		sh.mu.Unlock()
+		return routeClosed
 	}
+	var evict []*entry
 	e := sh.entries[kk]
-	if e == nil {
+	switch {
+	case e == nil:
 		e = s.spawnLocked(sh, k, id, h)
+		evict = s.evictLocked(sh)
+	case e.inFn.Load() && InUpdate():
+		// Asked from inside an update function while this session runs
+		// one: it is that function (which would wait for itself), or one
+		// of another session whose wait could close a cycle.
+		sh.mu.Unlock()
+		return routeReentrant
+	case e.prev != nil: // listed: not passivating
+		sh.unlinkLocked(e)
+		sh.pushFrontLocked(e)
 	}
 	e.pending.Add(1)
+	e.lastUsed = s.sinceStart()
 	sh.mu.Unlock()
-	e.lastUsed.Store(s.sinceStart())
+	for _, v := range evict {
+		s.as.Root.Send(v.pid, passivate{})
+	}
 	s.as.Root.Send(e.pid, op)
-	return true
+	return routed
 }
 
 func (s *System) spawnLocked(sh *shard, k *Kind, id string, h uint64) *entry {
 	e := &entry{}
-	e.sa = &sessionActor{sys: s, kind: k, id: id, hash: h, shard: sh, entry: e, storageReply: make(chan storageResult, 1)}
-	sa := e.sa
+	sa := &sessionActor{sys: s, kind: k, id: id, hash: h, shard: sh, entry: e, storageReply: make(chan storageResult, 1)}
+	e.sa = sa
 	s.sessionsWG.Add(1)
 	s.live.Add(1)
 	s.spawned.Add(1)
-	e.pid = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sa }, s.sessProps...))
+	e.pid = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sa }, actor.WithMailbox(k.mailbox)))
 	sh.entries[key{k.index, id}] = e
+	if sh.closing.Load() {
+		// Reached by an operation forwarded during Close: it stops once
+		// that is done.
+		e.passivating, sa.finalPending = true, true
+	} else {
+		sh.pushFrontLocked(e)
+	}
 	return e
 }
 
-// finish answers op and releases its admission.
-func (s *System) finish(op *Op, res Result) {
-	op.reply <- res
-	sh := op.origin
-	if sh.inflight.Add(-1) == 0 && sh.closing.Load() {
-		select {
-		case sh.drained <- struct{}{}:
-		default:
+// evictLocked picks the least recently used idle actors of sh to passivate
+// while sh holds more than its share of the live bound, looking at a few
+// of the oldest only: busy actors stay.
+func (s *System) evictLocked(sh *shard) []*entry {
+	over := sh.listed - sh.cap
+	if over <= 0 {
+		return nil
+	}
+	var out []*entry
+	e := sh.lru.prev
+	for looked := 0; e != &sh.lru && looked < 8 && len(out) < over; looked++ {
+		prev := e.prev
+		if e.pending.Load() == 0 {
+			sh.markPassivatingLocked(e)
+			out = append(out, e)
 		}
+		e = prev
+	}
+	s.evicted.Add(int64(len(out)))
+	return out
+}
+
+// markPassivatingLocked accounts for a passivate message about to be sent
+// to e, and takes e off the LRU list until it stays or goes.
+func (sh *shard) markPassivatingLocked(e *entry) {
+	e.passivating = true
+	e.pending.Add(1)
+	sh.unlinkLocked(e)
+}
+
+// stayLocked puts back an entry whose passivation was called off.
+func (sh *shard) stayLocked(e *entry) {
+	e.passivating = false
+	sh.pushFrontLocked(e)
+}
+
+func (sh *shard) pushFrontLocked(e *entry) {
+	e.prev, e.next = &sh.lru, sh.lru.next
+	sh.lru.next.prev = e
+	sh.lru.next = e
+	sh.listed++
+}
+
+func (sh *shard) unlinkLocked(e *entry) {
+	if e.prev == nil {
+		return
+	}
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+	sh.listed--
+}
+
+// removeLocked takes e out of the registry: the next operation on its ID
+// spawns a fresh actor.
+func (sh *shard) removeLocked(e *entry) {
+	k := key{e.sa.kind.index, e.sa.id}
+	if sh.entries[k] == e {
+		delete(sh.entries, k)
+		sh.unlinkLocked(e)
 	}
 }
 
-// janitor passivates idle session actors.
+// janitor passivates idle session actors, oldest first. It only sends
+// messages: a passivation runs on its actor's goroutine, so one slow flush
+// never holds up the others.
 func (s *System) janitor() {
 	defer close(s.janitorDone)
 	tick := min(max(s.idle/4, time.Millisecond), 10*time.Second)
@@ -326,13 +367,13 @@ func (s *System) janitor() {
 				sh.mu.Unlock()
 				continue
 			}
-			for _, e := range sh.entries {
-				idle := e.lastUsed.Load() <= limit || e.empty.Load()
-				if !e.passivating && e.pending.Load() == 0 && idle {
-					e.passivating = true
-					e.pending.Add(1)
+			for e := sh.lru.prev; e != &sh.lru && e.lastUsed <= limit; {
+				prev := e.prev
+				if e.pending.Load() == 0 {
+					sh.markPassivatingLocked(e)
 					batch = append(batch, e)
 				}
+				e = prev
 			}
 			sh.mu.Unlock()
 			for _, e := range batch {
@@ -342,10 +383,11 @@ func (s *System) janitor() {
 	}
 }
 
-// Close drains the System: new operations fail with ErrClosed, admitted
-// ones finish, every session actor flushes and stops, then the storage
-// actors stop. If ctx ends first, Close returns its error and may be called
-// again to finish.
+// Close drains the System: new operations fail with Closed, every session
+// actor finishes the operations on its way, flushes and stops, then the
+// storage actors stop. A session whose storage hangs holds up only itself:
+// if ctx ends first, Close returns an error saying how many sessions are
+// not flushed yet, and may be called again to finish.
 func (s *System) Close(ctx context.Context) error {
 	select {
 	case s.closing <- struct{}{}:
@@ -356,64 +398,38 @@ func (s *System) Close(ctx context.Context) error {
 	if s.closed {
 		return nil
 	}
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.closing.Store(true)
-		sh.mu.Unlock()
-	}
-	for i := range s.shards {
-		sh := &s.shards[i]
-		for sh.inflight.Load() != 0 {
-			select {
-			case <-sh.drained:
-			case <-ctx.Done():
-				return fmt.Errorf("engine: close: waiting for operations: %w", ctx.Err())
-			}
-		}
-	}
-	s.closeOnce.Do(func() { close(s.stopJanitor) })
+	s.stopOnce.Do(func() { close(s.stopJanitor) })
 	select {
-	case <-s.janitorDone:
+	case <-s.janitorDone: // it only sends messages: never long
 	case <-ctx.Done():
 		return fmt.Errorf("engine: close: %w", ctx.Err())
 	}
-	// Every admitted operation is answered and no new one can start, so the
-	// only messages left in flight are passivations; stop every actor.
-	var all []*entry
+	var batch []*entry
 	for i := range s.shards {
 		sh := &s.shards[i]
+		batch = batch[:0]
 		sh.mu.Lock()
+		sh.closing.Store(true)
 		for _, e := range sh.entries {
 			if !e.passivating {
-				e.passivating = true
-				e.pending.Add(1)
-				all = append(all, e)
+				sh.markPassivatingLocked(e)
+				batch = append(batch, e)
 			}
 		}
 		sh.mu.Unlock()
-	}
-	// Each passivation may flush to the storage: send them from a few
-	// goroutines so that Close can give up on its ctx.
-	workers := min(len(all), 4*runtime.GOMAXPROCS(0))
-	for w := range workers {
-		go func() {
-			for i := w; i < len(all); i += workers {
-				s.as.Root.Send(all[i].pid, passivate{final: true})
-			}
-		}()
+		// Each final passivation queues behind the operations already on
+		// their way to its actor and runs on the actor's goroutine.
+		for _, e := range batch {
+			s.as.Root.Send(e.pid, passivate{final: true})
+		}
 	}
 	if err := waitGroup(ctx, &s.sessionsWG); err != nil {
-		return fmt.Errorf("engine: close: waiting for session actors: %w", err)
+		return fmt.Errorf("engine: close: %d sessions not flushed yet (call Close again to finish): %w", s.live.Load(), err)
 	}
 	// Session actors flush through the storage actors, so those stop last.
-	s.stopOnce.Do(func() {
-		for _, pid := range s.storers {
-			s.as.Root.Stop(pid)
-		}
-	})
+	s.storers.close()
 	if err := waitGroup(ctx, &s.storersWG); err != nil {
-		return fmt.Errorf("engine: close: waiting for storage actors: %w", err)
+		return fmt.Errorf("engine: close: %d storage calls still running (call Close again to finish): %w", s.storers.stalled.Load(), err)
 	}
 	s.as.Shutdown()
 	s.closed = true
@@ -430,19 +446,4 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// expiry is the instant a session created at created and used at now
-// expires: the sooner of its idle timeout and its lifetime; 0 for never.
-func (k *Kind) expiry(created, now int64) int64 {
-	var e int64
-	if k.Idle > 0 {
-		e = now + int64(k.Idle)
-	}
-	if k.Lifetime > 0 {
-		if l := created + int64(k.Lifetime); e == 0 || l < e {
-			e = l
-		}
-	}
-	return e
 }

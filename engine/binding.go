@@ -16,28 +16,37 @@ import (
 // about to be written) read Outcome to know what to send back.
 //
 // Binding is lazy: creating one costs no actor and no storage read; only
-// the first operation does. A Binding is safe for concurrent use, and its
-// operations run one at a time.
+// the first operation does. A Binding is safe for concurrent use: its lock
+// is held only to read or record its own state, never while an operation
+// waits or user code runs, so an update function may call ID or write the
+// response (which takes Outcome).
 type Binding struct {
 	kind *RawKind
+	// updating counts the update functions of this binding running now, so
+	// that an operation asked from inside one is refused (ErrReentrant)
+	// instead of waiting for itself.
+	updating atomic.Int32
 
-	idView atomic.Pointer[string] // a copy of id for ID, which does not lock
-	in     string                 // the incoming ID if well-formed; never modified
-
-	mu        sync.Mutex // protects the fields below and serializes operations
+	mu        sync.Mutex // protects the fields below; never held across an operation
 	incoming  bool       // the request carried an ID (well-formed or not)
-	id        string     // the current ID, "" for none; set with setIDLocked
+	id        string     // the current ID, "" for none
 	changed   bool       // id is new to the client: send it
 	cleared   bool       // the client's ID must go
 	refreshed bool       // the session's expiry moved forward
 	sealed    bool       // Outcome was taken
+	// creating is closed when the session being created under newID (a
+	// first write of a request that had none) is created or not; nil when
+	// no creation is on its way. Other operations of the binding wait.
+	creating chan struct{}
+	newID    string
 
 	// Client-side kinds only.
 	sealer  Sealer
-	wire    string // what the client sent, until opened; then what to send
-	opened  bool   // wire was opened
-	value   []byte // the current value, nil for none
-	created int64  // when the session was created, Unix ns
+	turn    chan struct{} // one client-side write at a time; made on first use
+	wire    string        // what the client sent, until opened; then what to send
+	opened  bool          // wire was opened
+	value   []byte        // the current value, nil for none
+	created int64         // when the session was created, Unix ns
 }
 
 // Outcome says what a transport must send back for a Binding.
@@ -64,10 +73,7 @@ type Outcome struct {
 func (k *RawKind) Bind(incoming string) *Binding {
 	b := &Binding{kind: k, incoming: incoming != ""}
 	if storage.ValidID(incoming) {
-		// No allocation for the common case: the view points into b, at a
-		// field that never changes.
-		b.id, b.in = incoming, incoming
-		b.idView.Store(&b.in)
+		b.id = incoming
 	}
 	return b
 }
@@ -79,26 +85,23 @@ func (b *Binding) Kind() *RawKind { return b.kind }
 // be valid yet. An incoming ID is returned before any operation confirmed
 // it exists.
 func (b *Binding) ID() string {
-	if p := b.idView.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-// setIDLocked changes the current ID. ID reads a copy without b.mu, so
-// that an update function may call it while its operation holds b.mu.
-func (b *Binding) setIDLocked(id string) {
-	b.id = id
-	b.idView.Store(&id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.id
 }
 
 // Outcome returns what the transport must send, and seals the Binding:
-// changes made afterwards cannot reach the client and are logged.
+// changes made afterwards cannot reach the client and are logged. Taken
+// while the request's first write is creating its session (from inside
+// the update function, say), it sends the ID being created.
 func (b *Binding) Outcome() Outcome {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sealed = true
 	o := Outcome{ID: b.id, Changed: b.changed, Cleared: b.cleared, Refreshed: b.refreshed}
+	if b.creating != nil {
+		o.ID, o.Changed, o.Cleared = b.newID, true, false
+	}
 	if b.sealer != nil && b.changed {
 		o.Value = b.wire
 	}
@@ -113,15 +116,47 @@ func (b *Binding) lateLocked(what string) {
 	}
 }
 
+// reentrant reports whether the caller is inside one of this binding's
+// update functions (the stack is looked at only while one runs).
+func (b *Binding) reentrant() bool {
+	return b.updating.Load() > 0 && actors.InUpdate()
+}
+
+// wrap counts fn as running while it runs.
+func (b *Binding) wrap(fn actors.UpdateFunc) actors.UpdateFunc {
+	return func(cur actors.Value, exists bool) (actors.Value, bool, error) {
+		b.updating.Add(1)
+		defer b.updating.Add(-1)
+		return fn(cur, exists)
+	}
+}
+
+// currentIDLocked returns the binding's ID once no creation is on its way,
+// waiting for one (with b.mu released) if needed.
+func (b *Binding) currentIDLocked(ctx context.Context) (string, error) {
+	for b.creating != nil {
+		ch := b.creating
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			b.mu.Lock()
+			return "", ctx.Err()
+		}
+		b.mu.Lock()
+	}
+	return b.id, nil
+}
+
 // observeLocked records what an operation's result says about the ID.
 func (b *Binding) observeLocked(res actors.Result) {
-	if res.Err != nil {
+	if res.Status != actors.OK {
 		return
 	}
 	if res.ID != "" && res.ID != b.id && res.Found {
 		// Reached through a renewed ID, or a new session: the client must
 		// learn the current ID.
-		b.setIDLocked(res.ID)
+		b.id = res.ID
 		b.changed, b.cleared = true, false
 		b.lateLocked("ID changed")
 	}
@@ -132,18 +167,28 @@ func (b *Binding) observeLocked(res actors.Result) {
 
 // get reads the request's session.
 func (b *Binding) get(ctx context.Context) actors.Result {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.sealer != nil {
-		b.openLocked()
-		return actors.Result{Value: b.value, Found: b.value != nil}
+	if b.reentrant() {
+		return actors.Result{Status: actors.Reentrant}
 	}
-	if b.id == "" {
+	b.mu.Lock()
+	if b.sealer != nil {
+		defer b.mu.Unlock()
+		b.openLocked()
+		return actors.Result{Value: actors.Value{Data: b.value}, Found: b.value != nil}
+	}
+	id, err := b.currentIDLocked(ctx)
+	b.mu.Unlock()
+	if err != nil {
+		return actors.Result{Status: actors.Canceled, Err: err}
+	}
+	if id == "" {
 		return actors.Result{}
 	}
-	res := b.kind.do(ctx, b.id, &actors.Op{Code: actors.OpGet})
-	if res.Err == nil && !res.Found {
-		b.setIDLocked("") // unknown or expired: the client's ID is not ours
+	res := b.kind.do(ctx, id, &actors.Op{Code: actors.OpGet})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if res.Status == actors.OK && !res.Found && b.id == id {
+		b.id = "" // unknown or expired: the client's ID is not ours
 	}
 	b.observeLocked(res)
 	return res
@@ -153,25 +198,63 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 // new server-generated ID when the request has none (an unknown incoming ID
 // is not adopted).
 func (b *Binding) update(ctx context.Context, fn actors.UpdateFunc) actors.Result {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.sealer != nil {
-		if err := ctx.Err(); err != nil {
-			return actors.Result{Err: err}
-		}
-		r := b.clientUpdateLocked(fn)
-		return actors.Result{Value: r.value, Found: r.found, Err: r.err}
+	if b.reentrant() {
+		return actors.Result{Status: actors.Reentrant}
 	}
-	if b.id != "" {
-		res := b.kind.do(ctx, b.id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: fn})
-		if res.Err != nil || res.Found {
+	fn = b.wrap(fn)
+	if b.sealer != nil {
+		return b.clientUpdate(ctx, fn)
+	}
+	return b.serverUpdate(ctx, fn)
+}
+
+func (b *Binding) serverUpdate(ctx context.Context, fn actors.UpdateFunc) actors.Result {
+	b.mu.Lock()
+	id, err := b.currentIDLocked(ctx)
+	b.mu.Unlock()
+	if err != nil {
+		return actors.Result{Status: actors.Canceled, Err: err}
+	}
+	if id != "" {
+		res := b.kind.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: fn})
+		if res.Status != actors.OK || res.Found {
+			b.mu.Lock()
 			b.observeLocked(res)
+			b.mu.Unlock()
 			return res
 		}
 	}
-	res := b.kind.create(ctx, fn)
-	if res.Err == nil && res.Found {
-		b.setIDLocked("")
+	return b.create(ctx, id, fn)
+}
+
+// create runs fn on a new session for a request whose ID was found to
+// have none (stale: "" or that ID).
+func (b *Binding) create(ctx context.Context, stale string, fn actors.UpdateFunc) actors.Result {
+	newID, err := b.kind.kind.NewID()
+	if err != nil {
+		return actors.Result{Status: actors.FnFailed, Err: err}
+	}
+	b.mu.Lock()
+	if _, err := b.currentIDLocked(ctx); err != nil {
+		b.mu.Unlock()
+		return actors.Result{Status: actors.Canceled, Err: err}
+	}
+	if b.id != stale {
+		// Another operation of this request changed the ID meanwhile: act
+		// on that.
+		b.mu.Unlock()
+		return b.serverUpdate(ctx, fn)
+	}
+	done := make(chan struct{})
+	b.creating, b.newID = done, newID
+	b.mu.Unlock()
+	res := b.kind.do(ctx, newID, &actors.Op{Code: actors.OpUpdate, Fresh: true, Fn: fn})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.creating, b.newID = nil, ""
+	close(done)
+	if res.Status == actors.OK && res.Found {
+		b.id = ""
 		b.observeLocked(res)
 	}
 	return res
@@ -180,9 +263,12 @@ func (b *Binding) update(ctx context.Context, fn actors.UpdateFunc) actors.Resul
 // clear ends the request's session and makes the transport remove the
 // client's ID.
 func (b *Binding) clear(ctx context.Context) error {
+	if b.reentrant() {
+		return ErrReentrant
+	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.sealer != nil {
+		defer b.mu.Unlock()
 		b.openLocked()
 		if b.incoming || b.changed || b.value != nil {
 			b.cleared = true
@@ -191,43 +277,60 @@ func (b *Binding) clear(ctx context.Context) error {
 		b.value, b.changed, b.wire = nil, false, ""
 		return nil
 	}
-	if b.id != "" {
-		if err := b.kind.do(ctx, b.id, &actors.Op{Code: actors.OpInvalidate}).Err; err != nil {
+	id, err := b.currentIDLocked(ctx)
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if id != "" {
+		if err := errOf(b.kind.do(ctx, id, &actors.Op{Code: actors.OpInvalidate})); err != nil {
 			return err
 		}
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.incoming || b.changed || b.id != "" {
 		b.cleared = true
 		b.lateLocked("cleared")
 	}
-	b.setIDLocked("")
+	b.id = ""
 	b.changed, b.refreshed = false, false
 	return nil
 }
 
 // renew moves the request's session to a new ID.
 func (b *Binding) renew(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	if b.reentrant() {
+		return ErrReentrant
+	}
 	if b.sealer != nil {
 		// A client-side session has no ID to fixate; renewing seals the
 		// value again (a fresh nonce under encryption).
-		b.openLocked()
-		if b.value == nil {
-			return ErrNoSession
-		}
-		return b.clientStoreLocked(b.value).err
+		return errOf(b.clientUpdate(ctx, func(cur actors.Value, exists bool) (actors.Value, bool, error) {
+			if !exists {
+				return actors.Value{}, false, ErrNoSession
+			}
+			return cur, true, nil
+		}))
 	}
-	if b.id == "" {
+	b.mu.Lock()
+	id, err := b.currentIDLocked(ctx)
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if id == "" {
 		return ErrNoSession
 	}
-	res := b.kind.do(ctx, b.id, &actors.Op{Code: actors.OpRenew})
-	if res.Err != nil {
-		return res.Err
+	res := b.kind.do(ctx, id, &actors.Op{Code: actors.OpRenew})
+	if err := errOf(res); err != nil {
+		return err
 	}
 	if !res.Found {
 		return ErrNoSession
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.observeLocked(res)
 	return nil
 }

@@ -1,11 +1,11 @@
 package engine
 
 import (
-	"encoding/binary"
-
+	"context"
 	"errors"
-	"fmt"
+
 	"github.com/steward-sessions/steward/actors"
+	"github.com/steward-sessions/steward/internal/record"
 )
 
 // ErrServerSideOnly is returned by the byte-level API (RawKind) and by
@@ -27,48 +27,27 @@ type Sealer interface {
 	Seal(payload []byte) (string, error)
 }
 
-// A client-side value travels framed so that its age is known and
-// protected by the transformers:
-//
-//	byte 0     format version (clientVersion)
-//	bytes 1-8  creation time, Unix nanoseconds, big endian
-//	bytes 9-16 time of the last write, Unix nanoseconds, big endian
-//	bytes 17-  the value, as encoded by the kind's codec
-const (
-	clientVersion   = 1
-	clientHeaderLen = 17
-)
-
-func sealClient(created, written int64, value []byte) []byte {
-	b := make([]byte, clientHeaderLen+len(value))
-	b[0] = clientVersion
-	binary.BigEndian.PutUint64(b[1:], uint64(created))
-	binary.BigEndian.PutUint64(b[9:], uint64(written))
-	copy(b[clientHeaderLen:], value)
-	return b
-}
+// A client-side value travels in the same record as a stored one
+// (internal/record): its creation time and expiry are protected by the
+// transformers, and the same expiry rule applies.
 
 var (
 	errClientFrame   = errors.New("engine: malformed client-side session value")
 	errClientExpired = errors.New("engine: client-side session expired")
 )
 
-// openClient checks the frame and the age of a client-side value against
-// the kind's lifetime and idle timeout (counted from the last write).
+// openClient checks the record and the age of a client-side value: its
+// sealed expiry, and the kind's lifetime as configured now.
 func (k *RawKind) openClient(b []byte, now int64) (created int64, value []byte, err error) {
-	if len(b) < clientHeaderLen || b[0] != clientVersion {
+	rec, err := record.Decode(b)
+	if err != nil || rec.Alias {
 		return 0, nil, errClientFrame
 	}
-	created = int64(binary.BigEndian.Uint64(b[1:]))
-	written := int64(binary.BigEndian.Uint64(b[9:]))
-	if created <= 0 || written < created {
-		return 0, nil, errClientFrame
-	}
-	if (k.kind.Lifetime > 0 && now >= created+int64(k.kind.Lifetime)) ||
-		(k.kind.Idle > 0 && now >= written+int64(k.kind.Idle)) {
+	lifetime := record.Policy{Lifetime: k.kind.Expiry.Lifetime}.Expiry(rec.Created, now)
+	if record.Expired(rec.Expires, now) || record.Expired(lifetime, now) {
 		return 0, nil, errClientExpired
 	}
-	return created, b[clientHeaderLen:], nil
+	return rec.Created, rec.Payload, nil
 }
 
 // BindClient starts a Binding for a request of a client-side kind that
@@ -101,48 +80,52 @@ func (b *Binding) openLocked() {
 	b.wire = ""
 }
 
-// clientUpdateLocked runs fn on the client-side value and seals the result.
-func (b *Binding) clientUpdateLocked(fn actors.UpdateFunc) (res clientResult) {
-	b.openLocked()
-	exists := b.value != nil
-	v, write, err := callUpdate(fn, b.value, exists)
-	if err != nil || !write {
-		return clientResult{value: b.value, found: exists, err: err}
+// clientUpdate runs fn on the client-side value and seals the result. The
+// writes of one request run one at a time; fn runs without b.mu.
+func (b *Binding) clientUpdate(ctx context.Context, fn actors.UpdateFunc) actors.Result {
+	if err := ctx.Err(); err != nil {
+		return actors.Result{Status: actors.Canceled, Err: err}
 	}
-	return b.clientStoreLocked(v)
+	b.mu.Lock()
+	if b.turn == nil {
+		b.turn = make(chan struct{}, 1)
+	}
+	turn := b.turn
+	b.mu.Unlock()
+	select {
+	case turn <- struct{}{}:
+		defer func() { <-turn }()
+	case <-ctx.Done():
+		return actors.Result{Status: actors.Canceled, Err: ctx.Err()}
+	}
+	b.mu.Lock()
+	b.openLocked()
+	cur := b.value
+	b.mu.Unlock()
+	next, write, st, err := actors.RunUpdate(fn, actors.Value{Data: cur}, cur != nil)
+	if st != actors.OK {
+		return actors.Result{Status: st, Err: err}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !write {
+		return actors.Result{Value: actors.Value{Data: b.value}, Found: b.value != nil}
+	}
+	return b.clientStoreLocked(next.Data)
 }
 
-func (b *Binding) clientStoreLocked(v []byte) clientResult {
+func (b *Binding) clientStoreLocked(v []byte) actors.Result {
 	now := b.kind.eng.now().UnixNano()
 	created := b.created
 	if b.value == nil {
 		created = now
 	}
-	wire, err := b.sealer.Seal(sealClient(created, now, v))
+	exp := b.kind.kind.Expiry.Expiry(created, now)
+	wire, err := b.sealer.Seal(record.Encode(record.Record{Created: created, Expires: exp, Payload: v}))
 	if err != nil {
-		return clientResult{value: b.value, found: b.value != nil, err: err}
+		return actors.Result{Status: actors.FnFailed, Err: err}
 	}
 	b.lateLocked("changed")
 	b.value, b.created, b.wire, b.changed, b.cleared = v, created, wire, true, false
-	return clientResult{value: v, found: true}
+	return actors.Result{Value: actors.Value{Data: v}, Found: true}
 }
-
-type clientResult struct {
-	value []byte
-	found bool
-	err   error
-}
-
-// callUpdate runs an update function, turning a panic into ErrPanic, as
-// the session actors do for server-side kinds.
-func callUpdate(fn actors.UpdateFunc, old []byte, exists bool) (v []byte, write bool, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			v, write, err = nil, false, panicError(r)
-		}
-	}()
-	var memo any // a client-side value is decoded afresh on every request
-	return fn(old, exists, &memo)
-}
-
-func panicError(r any) error { return fmt.Errorf("%w: %v", ErrPanic, r) }

@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/steward-sessions/steward/actors"
+	"github.com/steward-sessions/steward/internal/record"
 	"github.com/steward-sessions/steward/storage"
 )
 
@@ -31,13 +33,30 @@ type Options struct {
 	// that reads the storage. Zero: one minute.
 	PassivateAfter time.Duration
 
-	// Shards is the number of dispatcher shards. Zero: 256.
+	// Shards is the number of dispatcher shards, rounded up to a power of
+	// two. Zero: 256.
 	Shards int
 
-	// StorageActors bounds the storage calls that run at once. Zero: eight
-	// per GOMAXPROCS.
+	// StorageActors bounds the storage calls that run at once. Any idle
+	// storage actor takes the next call, so a call that hangs delays only
+	// its own session; one that runs for over a second has its storage
+	// actor replaced, so hung calls never hold them all. Zero: eight per
+	// GOMAXPROCS.
 	StorageActors int
+
+	// MaxLiveActors bounds the session actors in memory, so that memory is
+	// sized by configuration and not by traffic: past it, the least
+	// recently used idle actors passivate early (their values are in the
+	// storage already). An operation on an ID that has no session keeps no
+	// actor at all. Busy actors are never evicted, so the bound can be
+	// exceeded by the sessions with operations in flight. Zero:
+	// DefaultMaxLiveActors.
+	MaxLiveActors int
 }
+
+// DefaultMaxLiveActors is the default of Options.MaxLiveActors: about
+// 50 MB of actors.
+const DefaultMaxLiveActors = 50_000
 
 // Stats are counters of a running Engine.
 type Stats struct {
@@ -45,8 +64,12 @@ type Stats struct {
 	LiveActors int64
 	// Spawned counts session actors started since New.
 	Spawned int64
-	// Passivated counts session actors stopped for being idle.
+	// Passivated counts session actors stopped for being idle, evicted
+	// ones included.
 	Passivated int64
+	// Evicted counts session actors passivated before PassivateAfter
+	// because MaxLiveActors was reached.
+	Evicted int64
 }
 
 // Engine owns the actor system and the registered session kinds. Create it
@@ -66,8 +89,8 @@ type Engine struct {
 
 // New starts an Engine.
 func New(opts Options) (*Engine, error) {
-	if opts.PassivateAfter < 0 || opts.Shards < 0 || opts.StorageActors < 0 {
-		return nil, fmt.Errorf("%w: negative PassivateAfter, Shards or StorageActors", ErrConfig)
+	if opts.PassivateAfter < 0 || opts.Shards < 0 || opts.StorageActors < 0 || opts.MaxLiveActors < 0 {
+		return nil, fmt.Errorf("%w: negative PassivateAfter, Shards, StorageActors or MaxLiveActors", ErrConfig)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -77,13 +100,18 @@ func New(opts Options) (*Engine, error) {
 	if now == nil {
 		now = time.Now
 	}
+	shards := 1
+	for shards < orDefault(opts.Shards, 256) {
+		shards <<= 1
+	}
 	return &Engine{
 		sys: actors.NewSystem(actors.Config{
 			Logger:         log,
 			Now:            now,
-			Shards:         opts.Shards,
-			StorageActors:  opts.StorageActors,
-			PassivateAfter: opts.PassivateAfter,
+			Shards:         shards,
+			StorageActors:  orDefault(opts.StorageActors, 8*runtime.GOMAXPROCS(0)),
+			PassivateAfter: durationOr(opts.PassivateAfter, time.Minute),
+			MaxLive:        orDefault(opts.MaxLiveActors, DefaultMaxLiveActors),
 		}),
 		log:   log,
 		now:   now,
@@ -94,8 +122,19 @@ func New(opts Options) (*Engine, error) {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	s := e.sys.Stats()
-	return Stats{LiveActors: s.Live, Spawned: s.Spawned, Passivated: s.Passivated}
+	return Stats{
+		LiveActors: e.sys.Live(),
+		Spawned:    e.sys.Spawned(),
+		Passivated: e.sys.Passivated(),
+		Evicted:    e.sys.Evicted(),
+	}
+}
+
+func orDefault(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
 }
 
 // Close drains the engine. Operations started afterwards fail with
@@ -209,11 +248,13 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 		codec = JSONCodec{}
 	}
 	k := &actors.Kind{
-		Name:     name,
-		Storage:  opts.Storage,
-		Idle:     durationOr(opts.IdleTimeout, 30*time.Minute),
-		Lifetime: durationOr(opts.Lifetime, 24*time.Hour),
-		Grace:    durationOr(opts.RenewGrace, 30*time.Second),
+		Name:    name,
+		Storage: opts.Storage,
+		Expiry: record.Policy{
+			Idle:     durationOr(opts.IdleTimeout, 30*time.Minute),
+			Lifetime: durationOr(opts.Lifetime, 24*time.Hour),
+		},
+		Grace: durationOr(opts.RenewGrace, 30*time.Second),
 		NewID: func() (string, error) {
 			id, err := gen()
 			if err == nil && !storage.ValidID(id) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/steward-sessions/steward/actors"
 )
@@ -13,20 +14,39 @@ var (
 	ErrNoSession = errors.New("engine: no session")
 
 	// ErrClosed is returned by every operation started after Close began.
-	ErrClosed = actors.ErrClosed
+	ErrClosed = errors.New("engine: closed")
 
 	// ErrStorage wraps every error that comes from a storage. An HTTP
 	// handler usually answers 503 for it.
-	ErrStorage = actors.ErrStorage
+	ErrStorage = errors.New("engine: storage failed")
 
 	// ErrConflict is returned when an update kept conflicting with the
 	// writes of other engine instances sharing a Versioned storage (Redis)
 	// and gave up after 32 attempts, waiting a little longer between each.
-	ErrConflict = actors.ErrConflict
+	// Nothing was applied and the operation may be retried. An error that
+	// wraps it also wraps ErrStorage, so the usual 503 path catches it.
+	ErrConflict = errors.New("engine: too many conflicting writes from other instances")
 
-	// ErrPanic wraps a panic raised by an update function. The session keeps
-	// its previous value.
-	ErrPanic = actors.ErrPanic
+	// ErrPanic wraps a panic raised by an update function (or an ID
+	// generator). The session keeps its previous value.
+	ErrPanic = errors.New("engine: update function panicked")
+
+	// ErrReentrant is returned, at once and with nothing applied, by an
+	// operation on a session asked from inside that session's own update
+	// function: it would wait for the function that waits for it. (An
+	// operation on another session from inside an update function returns
+	// it too if that session is itself inside its update function at that
+	// moment, the one case where waiting could close a cycle.)
+	ErrReentrant = errors.New("engine: session operation from inside its own update function")
+
+	// ErrMaybeApplied is returned, wrapped together with the context's
+	// error, when the caller's context ended while the operation's write
+	// was already with the storage and the storage did not answer within a
+	// short grace: the write completes or fails without the caller, so it
+	// may or may not have been applied. A retry of a non-idempotent update
+	// should first read the session. Operations whose context ended before
+	// their write return the context's error alone: they were not applied.
+	ErrMaybeApplied = errors.New("engine: the operation may have been applied")
 
 	// ErrKindExists is returned by Register for a second kind with the same
 	// name or the same Go type.
@@ -40,3 +60,27 @@ var (
 	// ErrConfig is wrapped by every configuration error.
 	ErrConfig = errors.New("engine: bad configuration")
 )
+
+// errOf is the error an operation's result stands for, nil for success.
+func errOf(res actors.Result) error {
+	switch res.Status {
+	case actors.OK:
+		return nil
+	case actors.Closed:
+		return ErrClosed
+	case actors.Canceled:
+		return res.Err
+	case actors.MaybeApplied:
+		return fmt.Errorf("%w: %w", ErrMaybeApplied, res.Err)
+	case actors.StorageFailed:
+		return fmt.Errorf("%w: %w", ErrStorage, res.Err)
+	case actors.Conflict:
+		return fmt.Errorf("%w (%v): %w", ErrConflict, res.Err, ErrStorage)
+	case actors.Panicked:
+		return fmt.Errorf("%w: %v", ErrPanic, res.Err)
+	case actors.Reentrant:
+		return ErrReentrant
+	default: // actors.FnFailed: the function's own error, as it returned it
+		return res.Err
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"reflect"
+
+	"github.com/steward-sessions/steward/actors"
 )
 
 // Kind is a registered session kind whose values are of type T, the
@@ -14,9 +16,10 @@ import (
 // transport middleware put in the request's context; they return
 // ErrNoBinding if there is none.
 //
-// The methods may block on the session's actor and its storage. If ctx
-// ends before an operation starts, it is not applied and ctx's error is
-// returned. Errors from the storage wrap ErrStorage.
+// The methods may block on the session's actor and its storage; they
+// return when ctx ends, as RawKind's do (ctx's error: not applied;
+// ErrMaybeApplied: the write was already with the storage). Errors from
+// the storage wrap ErrStorage.
 type Kind[T any] struct {
 	raw *RawKind
 	// flat says a copy of a T is a deep copy and the codec round-trips it
@@ -90,14 +93,14 @@ func flatType(t reflect.Type, isGob bool) bool {
 }
 
 // current returns the session's value as a T: the memo the actor kept for
-// it when it is one (flat types only), else a decoding of data.
-func (k *Kind[T]) current(data []byte, memo any) (T, bool) {
+// it when it is one (flat types only), else a decoding of its bytes.
+func (k *Kind[T]) current(v actors.Value) (T, bool) {
 	if k.flat {
-		if v, ok := memo.(T); ok {
-			return v, true
+		if m, ok := v.Memo.(T); ok {
+			return m, true
 		}
 	}
-	return k.decode(data)
+	return k.decode(v.Data)
 }
 
 // remember returns what the actor keeps for the value v: v itself for a
@@ -154,10 +157,10 @@ func (k *Kind[T]) Get(ctx context.Context) (T, bool, error) {
 		return zero, false, err
 	}
 	res := b.get(ctx)
-	if res.Err != nil || !res.Found {
-		return zero, false, res.Err
+	if err := errOf(res); err != nil || !res.Found {
+		return zero, false, err
 	}
-	v, ok := k.current(res.Value, res.Memo)
+	v, ok := k.current(res.Value)
 	return v, ok, nil
 }
 
@@ -172,10 +175,10 @@ func (k *Kind[T]) Set(ctx context.Context, v T) error {
 	if err != nil {
 		return err
 	}
-	return b.update(ctx, func(_ []byte, _ bool, memo *any) ([]byte, bool, error) {
-		*memo = k.remember(v)
-		return data, true, nil
-	}).Err
+	next := actors.Value{Data: data, Memo: k.remember(v)}
+	return errOf(b.update(ctx, func(actors.Value, bool) (actors.Value, bool, error) {
+		return next, true, nil
+	}))
 }
 
 // Update runs fn on the current request's session value inside the
@@ -185,8 +188,13 @@ func (k *Kind[T]) Set(ctx context.Context, v T) error {
 // If fn returns an error nothing is stored and Update returns it. Update
 // returns the stored value.
 //
-// fn runs on the actor: it must not call other operations of this engine
-// on the same session, and should be quick.
+// fn runs while the session's other operations wait, so it should be
+// quick. It may read its request, call ID, and write, flush or hijack the
+// response. It must not wait for operations on the same session (Get, Set,
+// Update, ... of this kind for this request, or the byte-level API on its
+// ID): those return ErrReentrant at once. Operations on other sessions are
+// allowed, but return ErrReentrant if that session is itself inside its
+// update function at that moment (waiting could close a cycle).
 func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (T, error) {
 	var zero T
 	b, err := k.binding(ctx)
@@ -194,31 +202,30 @@ func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (T, error) {
 		return zero, err
 	}
 	var v T
-	res := b.update(ctx, func(old []byte, exists bool, memo *any) ([]byte, bool, error) {
+	res := b.update(ctx, func(old actors.Value, exists bool) (actors.Value, bool, error) {
 		var cur T
 		if exists {
-			cur, _ = k.current(old, *memo)
+			cur, _ = k.current(old)
 		}
 		if err := fn(&cur); err != nil {
-			return nil, false, err
+			return actors.Value{}, false, err
 		}
 		data, err := k.raw.codec.Marshal(&cur)
 		if err != nil {
-			return nil, false, err
+			return actors.Value{}, false, err
 		}
 		v = cur
-		*memo = k.remember(cur)
-		return data, true, nil
+		return actors.Value{Data: data, Memo: k.remember(cur)}, true, nil
 	})
-	if res.Err != nil {
-		return zero, res.Err
+	if err := errOf(res); err != nil {
+		return zero, err
 	}
 	return v, nil
 }
 
 // GetOrSet returns the current request's session value; if the request has
 // none, it stores the value returned by create (called at most once, inside
-// the session's actor) and returns that.
+// the session's actor, with Update's rules) and returns that.
 func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (T, error) {
 	var zero T
 	b, err := k.binding(ctx)
@@ -227,29 +234,28 @@ func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (T, error) {
 	}
 	var created T
 	var made bool
-	res := b.update(ctx, func(old []byte, exists bool, memo *any) ([]byte, bool, error) {
+	res := b.update(ctx, func(old actors.Value, exists bool) (actors.Value, bool, error) {
+		made = false // the function may run again after a conflict
 		if exists {
-			if cur, ok := k.current(old, *memo); ok {
-				*memo = k.remember(cur)
-				return nil, false, nil
+			if cur, ok := k.current(old); ok {
+				return actors.Value{Memo: k.remember(cur)}, false, nil
 			}
 		}
 		created = create()
 		data, err := k.raw.codec.Marshal(&created)
 		if err != nil {
-			return nil, false, err
+			return actors.Value{}, false, err
 		}
 		made = true
-		*memo = k.remember(created)
-		return data, true, nil
+		return actors.Value{Data: data, Memo: k.remember(created)}, true, nil
 	})
-	if res.Err != nil {
-		return zero, res.Err
+	if err := errOf(res); err != nil {
+		return zero, err
 	}
 	if made {
 		return created, nil
 	}
-	v, _ := k.current(res.Value, res.Memo)
+	v, _ := k.current(res.Value)
 	return v, nil
 }
 

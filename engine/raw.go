@@ -24,9 +24,11 @@ import (
 // Name returns ErrServerSideOnly: its sessions have no ID.
 //
 // Every method that takes a context may block on the session's actor and
-// its storage. If ctx ends before the operation starts, it is not applied
-// and ctx's error is returned; once started, it completes even if the
-// caller stopped waiting.
+// its storage, and returns when ctx ends, whatever the storage is doing.
+// An operation whose context ended before its write was never applied and
+// returns ctx's error; one whose write was already with the storage
+// completes without its caller, who is told ErrMaybeApplied (wrapped with
+// ctx's error) unless the storage answered within a short grace.
 type RawKind struct {
 	eng    *Engine
 	kind   *actors.Kind
@@ -63,7 +65,7 @@ func (k *RawKind) check(id string) error {
 
 func (k *RawKind) do(ctx context.Context, id string, op *actors.Op) actors.Result {
 	if k.client {
-		return actors.Result{Err: ErrServerSideOnly}
+		return actors.Result{Status: actors.FnFailed, Err: ErrServerSideOnly}
 	}
 	return k.eng.sys.Do(ctx, k.kind, id, op)
 }
@@ -71,27 +73,24 @@ func (k *RawKind) do(ctx context.Context, id string, op *actors.Op) actors.Resul
 // Create starts a session holding value under a new server-generated ID
 // and returns the ID.
 func (k *RawKind) Create(ctx context.Context, value []byte) (string, error) {
+	if k.client {
+		return "", ErrServerSideOnly
+	}
 	v := bytes.Clone(value)
 	if v == nil {
 		v = []byte{}
 	}
-	res := k.create(ctx, func(_ []byte, _ bool, memo *any) ([]byte, bool, error) {
-		*memo = nil
-		return v, true, nil
-	})
-	return res.ID, res.Err
-}
-
-// create runs fn on a new ID.
-func (k *RawKind) create(ctx context.Context, fn actors.UpdateFunc) actors.Result {
-	if k.client {
-		return actors.Result{Err: ErrServerSideOnly}
-	}
 	id, err := k.kind.NewID()
 	if err != nil {
-		return actors.Result{Err: err}
+		return "", err
 	}
-	return k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, Fresh: true, Fn: fn})
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, Fresh: true, Fn: func(actors.Value, bool) (actors.Value, bool, error) {
+		return actors.Value{Data: v}, true, nil
+	}})
+	if err := errOf(res); err != nil {
+		return "", err
+	}
+	return res.ID, nil
 }
 
 // Load returns the value of session id, or ErrNoSession.
@@ -100,13 +99,13 @@ func (k *RawKind) Load(ctx context.Context, id string) ([]byte, error) {
 		return nil, err
 	}
 	res := k.do(ctx, id, &actors.Op{Code: actors.OpGet})
-	if res.Err != nil {
-		return nil, res.Err
+	if err := errOf(res); err != nil {
+		return nil, err
 	}
 	if !res.Found {
 		return nil, ErrNoSession
 	}
-	return bytes.Clone(res.Value), nil
+	return bytes.Clone(res.Value.Data), nil
 }
 
 // Store replaces the value of the existing session id. It returns
@@ -122,28 +121,32 @@ func (k *RawKind) Store(ctx context.Context, id string, value []byte) error {
 
 // Update runs fn on the value of the existing session id inside its actor
 // and stores what fn returns, atomically with respect to every other
-// operation on id. fn must not modify old or keep it. If fn returns an
-// error, nothing is stored and Update returns that error. Update returns
-// the stored value, or ErrNoSession if id has no session.
+// operation on id. fn must not modify old or keep it, and follows the
+// rules of Kind.Update (an operation on id from inside fn returns
+// ErrReentrant). If fn returns an error, nothing is stored and Update
+// returns that error. Update returns the stored value, or ErrNoSession if
+// id has no session.
 func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]byte, error)) ([]byte, error) {
 	if err := k.check(id); err != nil {
 		return nil, err
 	}
-	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: func(old []byte, _ bool, memo *any) ([]byte, bool, error) {
-		*memo = nil
-		v, err := fn(old)
-		if err == nil && v == nil {
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: func(old actors.Value, _ bool) (actors.Value, bool, error) {
+		v, err := fn(old.Data)
+		if err != nil {
+			return actors.Value{}, false, err
+		}
+		if v == nil {
 			v = []byte{}
 		}
-		return v, err == nil, err
+		return actors.Value{Data: v}, true, nil
 	}})
-	if res.Err != nil {
-		return nil, res.Err
+	if err := errOf(res); err != nil {
+		return nil, err
 	}
 	if !res.Found {
 		return nil, ErrNoSession
 	}
-	return bytes.Clone(res.Value), nil
+	return bytes.Clone(res.Value.Data), nil
 }
 
 // Invalidate ends session id wherever it is used ("log out my other
@@ -157,7 +160,7 @@ func (k *RawKind) Invalidate(ctx context.Context, id string) error {
 	if !storage.ValidID(id) {
 		return nil
 	}
-	return k.do(ctx, id, &actors.Op{Code: actors.OpInvalidate}).Err
+	return errOf(k.do(ctx, id, &actors.Op{Code: actors.OpInvalidate}))
 }
 
 // Renew moves session id to a new ID with the same value and returns the
@@ -168,8 +171,8 @@ func (k *RawKind) Renew(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	res := k.do(ctx, id, &actors.Op{Code: actors.OpRenew})
-	if res.Err != nil {
-		return "", res.Err
+	if err := errOf(res); err != nil {
+		return "", err
 	}
 	if !res.Found {
 		return "", ErrNoSession

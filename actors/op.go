@@ -1,0 +1,175 @@
+package actors
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// OpCode says what an Op does.
+type OpCode uint8
+
+const (
+	// OpGet reads the session.
+	OpGet OpCode = iota
+	// OpUpdate runs Op.Fn on the current value and stores what it returns.
+	OpUpdate
+	// OpInvalidate removes the session.
+	OpInvalidate
+	// OpRenew moves the session to a new ID; the old one forwards to it for
+	// the kind's grace period.
+	OpRenew
+)
+
+// Status says how an operation ended. The engine turns it into its errors.
+type Status uint8
+
+const (
+	// OK: the operation was applied (or, for a read, answered).
+	OK Status = iota
+	// Closed: the System was closing; nothing was applied.
+	Closed
+	// Canceled: the caller's context ended before the operation was
+	// applied, and it never will be. Err is the context's error.
+	Canceled
+	// MaybeApplied: the caller's context ended while the operation's write
+	// was with the storage; the write completes or fails in the actor, but
+	// the caller did not wait to learn which. Err is the context's error.
+	MaybeApplied
+	// StorageFailed: the storage returned Err.
+	StorageFailed
+	// Conflict: the update kept conflicting with other instances' writes.
+	Conflict
+	// Panicked: the update function (or other user code, an ID generator)
+	// panicked; Err describes the panic. Nothing was applied.
+	Panicked
+	// Reentrant: the operation was asked from inside an update function
+	// of the same session (it would wait for itself). Nothing was applied.
+	Reentrant
+	// FnFailed: the update function returned Err. Nothing was applied.
+	FnFailed
+)
+
+// Value is a session value as an actor holds it: the stored bytes and,
+// optionally, what the engine decoded from exactly those bytes (Memo). The
+// two always travel together, so a memo can never outlive its bytes.
+// Values are read-only once handed over.
+type Value struct {
+	Data []byte
+	Memo any
+}
+
+// UpdateFunc computes an OpUpdate's new value from the current one
+// (exists false: there is none). With write false nothing is stored and
+// the current value stays. It runs inside the session actor: it must not
+// modify cur.Data or keep it, and must not modify next.Data after returning
+// it.
+type UpdateFunc func(cur Value, exists bool) (next Value, write bool, err error)
+
+// Op is one operation on one session, carried to its actor.
+type Op struct {
+	Code OpCode
+	// Fresh says the ID was issued by this engine for this operation, so
+	// no stored value can exist and none is read.
+	Fresh bool
+	// MustExist makes OpUpdate answer "not found" instead of creating the
+	// session: IDs that come from clients are never adopted.
+	MustExist bool
+	// Fn is OpUpdate's function.
+	Fn UpdateFunc
+
+	ctx   context.Context
+	kind  *Kind
+	reply chan Result
+	state atomic.Int32 // opQueued, ...: who may still decide the op's fate
+	hops  int          // renewed IDs followed so far
+}
+
+// The life of an Op. The caller may abandon it while it is queued or
+// started (CAS to opAbandoned): the actor then drops it before any write.
+// Before the operation's first write the actor moves it to opCommitting;
+// from then on only the actor decides, and a caller that leaves cannot know
+// whether the write landed (MaybeApplied).
+const (
+	opQueued int32 = iota
+	opStarted
+	opCommitting
+	opAbandoned
+)
+
+// commitGrace is how long a caller whose context ended waits for a write
+// already with the storage before answering MaybeApplied: long enough for
+// any healthy storage to answer, so that a deadline racing a write almost
+// never leaves the caller in doubt; short against any deadline worth
+// setting.
+const commitGrace = 25 * time.Millisecond
+
+// Result is the answer to an Op.
+type Result struct {
+	// ID is the session's ID after the operation: the asked one, or the ID
+	// it was renewed to.
+	ID string
+	// Value is the session's value; read-only, shared with the actor.
+	Value Value
+	// Found says a session exists after the operation.
+	Found bool
+	// Refreshed says the operation moved the session's stored expiry
+	// forward, so a transport that carries an expiry (a cookie's Max-Age)
+	// should send it again.
+	Refreshed bool
+	Status    Status
+	// Err details Status (the storage's error, the function's error, the
+	// context's error, the panic); nil for OK.
+	Err error
+}
+
+var replies = sync.Pool{New: func() any { return make(chan Result, 1) }}
+
+func getReply() chan Result  { return replies.Get().(chan Result) }
+func putReply(c chan Result) { replies.Put(c) }
+
+// abandon decides what a caller whose context ended is told. A result that
+// is already there wins; an operation not yet committing is abandoned and
+// will not be applied; one whose write is with the storage gets
+// commitGrace to finish.
+func abandon(op *Op) Result {
+	cause := op.ctx.Err()
+	canceled := Result{Status: Canceled, Err: cause}
+	for {
+		select {
+		case res := <-op.reply:
+			putReply(op.reply)
+			return res
+		default:
+		}
+		switch st := op.state.Load(); st {
+		case opQueued, opStarted:
+			if op.state.CompareAndSwap(st, opAbandoned) {
+				return canceled
+			}
+		case opCommitting:
+			t := time.NewTimer(commitGrace)
+			select {
+			case res := <-op.reply:
+				t.Stop()
+				putReply(op.reply)
+				return res
+			case <-t.C:
+			}
+			// A conflicting write sends the update back to opStarted.
+			if op.state.CompareAndSwap(opStarted, opAbandoned) {
+				return canceled
+			}
+			select {
+			case res := <-op.reply:
+				putReply(op.reply)
+				return res
+			default:
+			}
+			return Result{Status: MaybeApplied, Err: cause}
+		default: // opAbandoned: only this caller sets it
+			return canceled
+		}
+	}
+}

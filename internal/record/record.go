@@ -1,0 +1,110 @@
+// Package record holds the two rules that server-side and client-side
+// sessions share: how a session value is framed with its metadata, and when
+// a session expires. The session actors frame what they store with it; the
+// engine frames what travels to the client with it.
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// Every stored or sealed value is framed (the layout of the server-side
+// record since the first release; client-side values moved to it from a
+// frame of their own, which no longer decodes, so such cookies read as no
+// session) so that its age survives
+// passivation, restarts, any storage and the round trip to a client:
+//
+//	byte 0      format version (Version)
+//	byte 1      type: 0 a session value, 1 an alias (the ID it was renewed to)
+//	bytes 2-9   creation time, Unix nanoseconds, big endian
+//	bytes 10-17 expiry time, Unix nanoseconds, big endian (0: none)
+//	bytes 18-   the session value, or the ID it was renewed to
+const (
+	Version   = 1
+	HeaderLen = 18
+
+	typeValue = 0
+	typeAlias = 1
+)
+
+// ErrMalformed is returned by Decode for bytes that are not a record.
+var ErrMalformed = errors.New("steward: malformed session record")
+
+// Record is one framed session value.
+type Record struct {
+	// Alias says Payload is the ID the session was renewed to.
+	Alias bool
+	// Created is when the session was created, Unix nanoseconds (> 0).
+	Created int64
+	// Expires is when it expires, Unix nanoseconds; 0 for never.
+	Expires int64
+	// Payload is the session value or, for an alias, the new ID.
+	Payload []byte
+}
+
+// Encode frames r into a fresh slice.
+func Encode(r Record) []byte {
+	b := make([]byte, HeaderLen+len(r.Payload))
+	b[0] = Version
+	if r.Alias {
+		b[1] = typeAlias
+	}
+	binary.BigEndian.PutUint64(b[2:], uint64(r.Created))
+	binary.BigEndian.PutUint64(b[10:], uint64(r.Expires))
+	copy(b[HeaderLen:], r.Payload)
+	return b
+}
+
+// Decode parses b. The payload aliases b.
+func Decode(b []byte) (Record, error) {
+	if len(b) < HeaderLen || b[0] != Version || b[1] > typeAlias {
+		return Record{}, ErrMalformed
+	}
+	r := Record{
+		Alias:   b[1] == typeAlias,
+		Created: int64(binary.BigEndian.Uint64(b[2:])),
+		Expires: int64(binary.BigEndian.Uint64(b[10:])),
+		Payload: b[HeaderLen:],
+	}
+	if r.Created <= 0 || r.Expires < 0 || (r.Expires != 0 && r.Expires < r.Created) {
+		return Record{}, ErrMalformed
+	}
+	return r, nil
+}
+
+// Policy is a kind's expiry rule: a sliding idle timeout and an absolute
+// lifetime, either 0 for none.
+type Policy struct {
+	Idle     time.Duration
+	Lifetime time.Duration
+}
+
+// Expiry is the instant, Unix nanoseconds, at which a session created at
+// created and last used at used expires: the sooner of its idle timeout and
+// its lifetime; 0 for never.
+func (p Policy) Expiry(created, used int64) int64 {
+	var e int64
+	if p.Idle > 0 {
+		e = used + int64(p.Idle)
+	}
+	if p.Lifetime > 0 {
+		if l := created + int64(p.Lifetime); e == 0 || l < e {
+			e = l
+		}
+	}
+	return e
+}
+
+// Expired reports whether a session whose expiry is expires (0: never) has
+// expired at now.
+func Expired(expires, now int64) bool { return expires != 0 && now >= expires }
+
+// Unix converts Unix nanoseconds to a time, 0 to the zero time (never).
+func Unix(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
