@@ -6,6 +6,8 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"reflect"
+	"strings"
+	"unicode"
 
 	"github.com/steward-sessions/steward/actors"
 )
@@ -41,11 +43,17 @@ func Register[T any](e *Engine, name string, opts KindOptions) (*Kind[T], error)
 
 // flat reports whether the codec round-trips every value of type t exactly
 // and a copy of one is a deep copy, so that the decoded value the actor keeps
-// (the memo) is always what decoding the stored bytes would give: only the
-// built-in codecs; booleans, integers and floats (and strings with gob,
-// which keeps their bytes where JSON replaces invalid UTF-8), in arrays and
-// structs whose fields are all exported and encoded; no type with its own
-// marshaling methods.
+// (the memo) is always what decoding the stored bytes would give. Exactly
+// means decode(encode(v)) is v for every v that encodes at all, field by
+// field, with floats equal bit for bit (-0 stays -0, a NaN keeps its bits);
+// a value that fails to encode is never stored, so it never meets the memo.
+//
+// Only the built-in codecs qualify, and only booleans, integers and floats
+// (and strings with gob, which keeps their bytes where JSON replaces invalid
+// UTF-8), in arrays and structs, with no marshaling methods anywhere; each
+// codec then has rules of its own, on flatJSONStruct and flatGobStruct. The
+// check is conservative: a type it cannot show to round-trip is not flat,
+// which only costs a decode per read.
 func flat(t reflect.Type, codec Codec) bool {
 	var isGob bool
 	switch codec.(type) {
@@ -65,29 +73,210 @@ var marshalers = []reflect.Type{
 	reflect.TypeFor[gob.GobEncoder](), reflect.TypeFor[gob.GobDecoder](),
 }
 
-func flatType(t reflect.Type, isGob bool) bool {
+// hasMarshaler reports whether t or *t has a method that either codec
+// would call instead of encoding t's contents. The codec gets a pointer to
+// the value, so every field and element is addressable and pointer methods
+// count too.
+func hasMarshaler(t reflect.Type) bool {
 	for _, m := range marshalers {
 		if t.Implements(m) || reflect.PointerTo(t).Implements(m) {
-			return false
+			return true
 		}
+	}
+	return false
+}
+
+func flatType(t reflect.Type, isGob bool) bool {
+	if hasMarshaler(t) {
+		return false
 	}
 	switch t.Kind() {
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
+		reflect.Float64:
 		return true
+	case reflect.Float32:
+		// gob carries a float32 as a float64: the widening and narrowing
+		// conversions set the quiet bit of a signaling NaN.
+		return !isGob
 	case reflect.String:
 		return isGob
 	case reflect.Array:
 		return flatType(t.Elem(), isGob)
 	case reflect.Struct:
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() || f.Tag.Get("json") == "-" || !flatType(f.Type, isGob) {
+		if isGob {
+			return flatGobStruct(t)
+		}
+		return flatJSONStruct(t, make(map[string]bool))
+	}
+	return false
+}
+
+// flatGobStruct reports whether gob round-trips every value of the struct
+// type t. gob ignores struct tags (json:"-" included) and sends every
+// exported field under its Go name; it never promotes the fields of an
+// embedded struct, which travels as a field named after its type (so an
+// embedded struct of an unexported type is not sent at all). It skips a
+// field whose value is zero, and its test for that is ==, for which -0 is
+// 0: a float field holding -0 comes back as +0 (floats in arrays, and a
+// top-level float, are always sent).
+func flatGobStruct(t reflect.Type) bool {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		switch {
+		case !f.IsExported():
+			if f.Type.Size() != 0 { // not sent: only a field that holds nothing may be left out
+				return false
+			}
+		case f.Type.Kind() == reflect.Float32 || f.Type.Kind() == reflect.Float64:
+			return false
+		case !flatType(f.Type, true):
+			return false
+		}
+	}
+	return true
+}
+
+// flatJSONStruct reports whether encoding/json round-trips every value of
+// the struct type t, adding to names the object keys its fields take
+// (those of the structs it embeds included: encoding/json promotes their
+// fields into the same object).
+//
+// Every field that holds data must be encoded under a key of its own:
+//   - A field encoding/json skips (unexported; an embedded non-struct of an
+//     unexported type; tagged "-") is lost, unless its type holds nothing
+//     (struct{}, [0]T). A tag of "-," names the key "-": that field is kept.
+//   - Two fields that take the same key at any depth lose at least one of
+//     them: encoding/json drops both when they are at the same depth and
+//     equally tagged, else keeps only the shallower or the tagged one. So
+//     any repeated key makes t not flat, and the dominance rules never
+//     apply. (A struct type embedded twice repeats its keys this way, which
+//     also covers encoding/json's skipping of the second copy.) Keys that
+//     differ only in case are distinct: Unmarshal prefers the exact match,
+//     as documented, and every key it reads was written by Marshal.
+//   - A tag name must be one encoding/json accepts (else it silently uses
+//     the Go name, or promotes an embedded struct); to stay clear of its
+//     exact rule, only letters, digits and a few common punctuation marks
+//     are trusted. Options other than omitempty, omitzero and string are
+//     refused: they mean something to other JSON encoders (the v2 package's
+//     inline, case:..., format:...), and the GOEXPERIMENT=jsonv2 build of
+//     encoding/json shares its tag parser.
+//   - omitempty leaves out a zero number, which decodes to the same zero,
+//     except -0: a float field with omitempty is not flat. omitzero tests
+//     with IsZero: reflect's, for which -0 is zero (inside arrays and
+//     structs too), or the type's own method, which may call a value zero
+//     that is not; it is refused on a type that holds a float or has an
+//     IsZero method. string quotes a bool or a number and reads it back
+//     exactly; on other kinds encoding/json ignores it, and it is refused
+//     there to be safe.
+//   - An embedded struct with no tag name is promoted: its fields join t's
+//     keys (options on it are refused); with a tag name it is an ordinary
+//     field holding an object.
+func flatJSONStruct(t reflect.Type, names map[string]bool) bool {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Pointer {
+			return false
+		}
+		tag := f.Tag.Get("json")
+		skipped := tag == "-" ||
+			(!f.Anonymous && !f.IsExported()) ||
+			(f.Anonymous && !f.IsExported() && f.Type.Kind() != reflect.Struct)
+		if skipped {
+			if f.Type.Size() != 0 {
+				return false
+			}
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name != "" && !trustedJSONName(name) {
+			return false
+		}
+		var omitEmpty, omitZero, quoted bool
+		for o := range strings.SplitSeq(opts, ",") {
+			switch o {
+			case "":
+			case "omitempty":
+				omitEmpty = true
+			case "omitzero":
+				omitZero = true
+			case "string":
+				quoted = true
+			default:
 				return false
 			}
 		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			if opts != "" || hasMarshaler(f.Type) || !flatJSONStruct(f.Type, names) {
+				return false
+			}
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if names[name] {
+			return false
+		}
+		names[name] = true
+		if !flatType(f.Type, false) {
+			return false
+		}
+		if omitEmpty && isFloat(f.Type) {
+			return false
+		}
+		if omitZero && (holdsFloat(f.Type) || f.Type.Implements(isZeroer) || reflect.PointerTo(f.Type).Implements(isZeroer)) {
+			return false
+		}
+		if quoted && !isScalar(f.Type) {
+			return false
+		}
+	}
+	return true
+}
+
+// trustedJSONName reports whether encoding/json surely takes name, from a
+// tag, as the key: letters, digits and a few punctuation marks, a subset of
+// what it accepts.
+func trustedJSONName(name string) bool {
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("-_.$@:/+# ", r) {
+			return false
+		}
+	}
+	return true
+}
+
+var isZeroer = reflect.TypeFor[interface{ IsZero() bool }]()
+
+func isFloat(t reflect.Type) bool {
+	return t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64
+}
+
+func isScalar(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
 		return true
+	}
+	return false
+}
+
+// holdsFloat reports whether a value of type t (a flat type) contains a
+// float anywhere.
+func holdsFloat(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Array:
+		return t.Len() > 0 && holdsFloat(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if holdsFloat(t.Field(i).Type) {
+				return true
+			}
+		}
 	}
 	return false
 }
