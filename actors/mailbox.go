@@ -2,24 +2,28 @@ package actors
 
 import (
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// fairMailbox is the mailbox of session actors. For a kind whose storage
-// never blocks (inline), a sender that finds the actor idle processes its
-// own operation on its own goroutine, which costs no
+// fairMailbox is the mailbox of session actors. A sender that finds the
+// actor idle processes its own operation on its own goroutine when that
+// operation cannot block: any operation of a kind whose storage never
+// blocks (Memory), and a read that the actor has declared free of I/O (its
+// session loaded, nothing to refresh: see entry.inlineUntil). That costs no
 // goroutine start and no hand-off (the point of protoactor's synchronized
-// dispatcher); but it processes only that message. Messages that arrived
-// meanwhile are handed to a fresh goroutine, so a caller never works for
-// other callers: under a hot session, no request is held hostage draining a
-// mailbox that others keep filling (the synchronized dispatcher's trap).
+// dispatcher); but the sender processes only its own operation. Messages
+// that arrived meanwhile are handed to a fresh goroutine, so a caller never
+// works for other callers: under a hot session, no request is held hostage
+// draining a mailbox that others keep filling (the synchronized
+// dispatcher's trap).
 //
 // Everything that may block runs on a goroutine of the mailbox's own, never
-// on the sender's: every message of a kind whose storage may block (so that
-// a caller can leave at its deadline while the storage is slow), and every
-// passivation (so that the janitor, an evicting caller or Close never waits
-// for one session's flush).
+// on the sender's: so that a caller can leave at its deadline while the
+// storage is slow, and so that the janitor, an evicting caller or Close
+// never waits for one session's flush (passivations run inline only for a
+// storage that never blocks).
 //
 // One goroutine at a time processes the mailbox (running), system messages
 // first, as protoactor's default mailbox does, and Suspend/Resume are
@@ -31,19 +35,16 @@ type fairMailbox struct {
 	running   bool  // a goroutine is processing; protected by mu
 	suspended bool  // protected by mu
 
-	inline  bool // the sender may run its own operation; never changes
+	inline  bool             // every operation may run on its sender; never changes
+	e       *entry           // the actor's entry, for its inlineUntil
+	now     func() time.Time // the System's clock
 	invoker actor.MessageInvoker
-}
-
-func newFairMailbox(inline bool) func() actor.Mailbox {
-	return func() actor.Mailbox { return &fairMailbox{inline: inline} }
 }
 
 // PostUserMessage implements actor.Mailbox.
 func (m *fairMailbox) PostUserMessage(msg any) {
-	_, passivation := msg.(passivate)
 	m.mu.Lock()
-	if m.running || m.suspended || !m.inline || passivation {
+	if m.running || m.suspended || !m.mayRunInline(msg) {
 		m.user.push(msg)
 		start := !m.running && !m.suspended
 		if start {
@@ -61,6 +62,29 @@ func (m *fairMailbox) PostUserMessage(msg any) {
 	m.release()
 }
 
+// mayRunInline reports whether msg, found the actor idle, cannot block.
+func (m *fairMailbox) mayRunInline(msg any) bool {
+	op, ok := msg.(*Op)
+	switch {
+	case !ok: // a passivation: its flush blocks unless the storage never does
+		return m.inline
+	case m.inline:
+		return true
+	case op.Code != OpGet || m.e == nil:
+		return false
+	}
+	until := m.e.inlineUntil.Load()
+	if until == 0 {
+		return false
+	}
+	now := m.now().UnixNano()
+	if now >= until {
+		return false
+	}
+	op.now = now // the actor judges the read at the instant checked here
+	return true
+}
+
 // PostSystemMessage implements actor.Mailbox.
 func (m *fairMailbox) PostSystemMessage(msg any) {
 	m.mu.Lock()
@@ -75,17 +99,29 @@ func (m *fairMailbox) PostSystemMessage(msg any) {
 	m.release()
 }
 
-// release ends an inline turn: if messages are waiting, a new goroutine
-// takes them; otherwise the mailbox goes idle.
+// release ends an inline turn. System messages the turn caused (the
+// actor stopping itself) are handled here, since they never block, so an
+// actor that stops after an inline operation is gone when its caller
+// returns; if user messages are waiting, a new goroutine takes them;
+// otherwise the mailbox goes idle.
 func (m *fairMailbox) release() {
-	m.mu.Lock()
-	if m.system.len() == 0 && (m.suspended || m.user.len() == 0) {
-		m.running = false
+	for {
+		m.mu.Lock()
+		if m.system.len() > 0 {
+			msg := m.system.pop()
+			m.mu.Unlock()
+			m.invoke(msg, true)
+			continue
+		}
+		if m.suspended || m.user.len() == 0 {
+			m.running = false
+			m.mu.Unlock()
+			return
+		}
 		m.mu.Unlock()
+		go m.drain()
 		return
 	}
-	m.mu.Unlock()
-	go m.drain()
 }
 
 // drain processes messages until none is left.

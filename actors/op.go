@@ -84,6 +84,7 @@ type Op struct {
 	reply chan Result
 	state atomic.Int32 // opQueued, ...: who may still decide the op's fate
 	hops  int          // renewed IDs followed so far
+	now   int64        // set when the mailbox let a read run inline: the instant it was judged at
 }
 
 // The life of an Op. The caller may abandon it while it is queued or

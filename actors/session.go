@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -134,9 +135,11 @@ func (sa *sessionActor) safely(op *Op, f func()) {
 func (sa *sessionActor) afterOp(c actor.Context) {
 	e := sa.entry
 	if !sa.finalPending && (sa.exists || sa.alias != "") {
+		sa.publishInline()
 		e.pending.Add(-1)
 		return
 	}
+	e.inlineUntil.Store(0)
 	if sa.finalPending {
 		sa.safely(nil, func() { _ = sa.flush(context.Background()) })
 	}
@@ -153,6 +156,28 @@ func (sa *sessionActor) afterOp(c actor.Context) {
 	c.Stop(c.Self())
 }
 
+// publishInline tells the mailbox until when a read of this session needs
+// no storage call (kinds whose storage may block; see entry.inlineUntil):
+// while the value is loaded, is not re-read for every operation (not
+// Versioned), has not expired, and its sliding expiry needs no refresh
+// (touch writes once it moved by the kind's touch interval: at
+// stored-Idle+touch at the earliest).
+func (sa *sessionActor) publishInline() {
+	k := sa.kind
+	if k.inline || k.versioned != nil || !sa.loaded || !sa.exists || sa.alias != "" {
+		sa.entry.inlineUntil.Store(0)
+		return
+	}
+	until := int64(math.MaxInt64)
+	if sa.expires != 0 {
+		until = sa.expires
+	}
+	if k.Expiry.Idle > 0 {
+		until = min(until, sa.stored-int64(k.Expiry.Idle)+int64(k.touch))
+	}
+	sa.entry.inlineUntil.Store(max(until, 0))
+}
+
 // passivate flushes the sliding expiry and stops the actor, unless
 // operations arrived after it was chosen.
 func (sa *sessionActor) passivate(c actor.Context, final bool) {
@@ -165,6 +190,7 @@ func (sa *sessionActor) passivate(c actor.Context, final bool) {
 			sa.finalPending = true // stop after the operations on their way
 		} else {
 			sh.stayLocked(e)
+			sa.publishInline()
 		}
 		e.pending.Add(-1)
 		sh.mu.Unlock()
@@ -206,7 +232,10 @@ func (sa *sessionActor) handle(op *Op) {
 	if !sa.begin(op) {
 		return
 	}
-	now := sa.sys.now().UnixNano()
+	now := op.now
+	if now == 0 {
+		now = sa.sys.now().UnixNano()
+	}
 	if sa.kind.versioned != nil && !op.Fresh &&
 		(op.Code != OpUpdate || record.Expired(sa.expires, now)) {
 		// Other instances write this session too: read it anew. (An

@@ -48,7 +48,6 @@ type Kind struct {
 	versioned storage.Versioned
 	touch     time.Duration // persist a sliding expiry once it moved this much
 	inline    bool          // Storage never blocks: call it from the session actor
-	mailbox   actor.MailboxProducer
 }
 
 // System is the actor side of an engine: the dispatcher that routes
@@ -108,9 +107,14 @@ type entry struct {
 	// inFn says the actor is running an update function, so that an
 	// operation on this session from inside it can be refused instead of
 	// waiting for itself.
-	inFn       atomic.Bool
-	lastUsed   int64 // nanoseconds since System start
-	prev, next *entry
+	inFn atomic.Bool
+	// inlineUntil is, for a kind whose storage may block, the instant
+	// (Unix ns, the System's clock) before which a read of this session
+	// needs no storage call, so it may run on the caller's goroutine; 0:
+	// none may. The actor sets it at the end of each of its turns.
+	inlineUntil atomic.Int64
+	lastUsed    int64 // nanoseconds since System start
+	prev, next  *entry
 	// passivating is set when a passivate message is on its way, so that
 	// only one is.
 	passivating bool
@@ -153,12 +157,7 @@ func (s *System) AddKind(k *Kind) {
 	k.index = len(s.kinds)
 	k.bytes = storage.AsBytes(k.Storage)
 	nb, _ := k.Storage.(storage.NonBlocking)
-	inline := nb != nil && nb.NonBlocking()
-	k.inline = inline
-	// Session actors run on the fair mailbox: an operation on an idle
-	// session of a storage that never blocks runs on the caller's
-	// goroutine, and only that operation.
-	k.mailbox = newFairMailbox(inline)
+	k.inline = nb != nil && nb.NonBlocking()
 	k.versioned = storage.VersionedOf(k.Storage)
 	k.touch = time.Minute
 	if k.Expiry.Idle > 0 && k.Expiry.Idle/10 < k.touch {
@@ -269,7 +268,8 @@ func (s *System) spawnLocked(sh *shard, k *Kind, id string, h uint64) *entry {
 	s.sessionsWG.Add(1)
 	s.live.Add(1)
 	s.spawned.Add(1)
-	e.pid = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sa }, actor.WithMailbox(k.mailbox)))
+	mb := func() actor.Mailbox { return &fairMailbox{inline: k.inline, e: e, now: s.now} }
+	e.pid = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sa }, actor.WithMailbox(mb)))
 	sh.entries[key{k.index, id}] = e
 	if sh.closing.Load() {
 		// Reached by an operation forwarded during Close: it stops once
