@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"hash/maphash"
 	"io"
@@ -39,12 +38,13 @@ type CacheStats struct {
 	Len          int
 }
 
-// Cache is a Storage that keeps recently used values of another storage in
-// memory, the counterpart of Ktor's CacheStorage: reads fill it, writes go
-// through to the inner storage and then update it, Invalidate removes from
-// both. A failed read, "not found" included, is not cached. Values leave the
-// cache after the TTL, at their own expiry, or when the size bound evicts
-// them.
+// Cache is a Storage and BytesStorage that keeps recently used values of
+// another storage in memory, the counterpart of Ktor's CacheStorage: reads
+// fill it, writes go through to the inner storage and then update it,
+// deletes remove from both. A failed read, "not found" included, is not
+// cached. Values leave the cache after the TTL, at their own expiry, or when
+// the size bound evicts them. Read, Write and Invalidate come from the
+// embedded Streams.
 //
 // The cache is coherent for everything written through it: a read never
 // returns a value older than the last write or invalidation made through
@@ -53,6 +53,8 @@ type CacheStats struct {
 //
 // Close closes the inner storage if it has a Close method.
 type Cache struct {
+	Streams // Read, Write and Invalidate over Load, Save and Delete
+
 	inner  BytesStorage
 	closer io.Closer
 	ttl    int64
@@ -90,6 +92,7 @@ func NewCache(inner Storage, opts CacheOptions) *Cache {
 	}
 	c := &Cache{inner: AsBytes(inner), ttl: int64(opts.TTL), now: opts.Now, seed: maphash.MakeSeed()}
 	c.closer, _ = inner.(io.Closer)
+	c.Streams = NewStreams(c)
 	per := max(1, opts.MaxEntries/cacheShards)
 	for i := range c.shards {
 		c.shards[i].lru, _ = simplelru.NewLRU[string, cacheEntry](per, nil)
@@ -179,30 +182,6 @@ func (c *Cache) Delete(ctx context.Context, id string) error {
 	s.mu.Unlock()
 	return err
 }
-
-// Read implements Storage.
-func (c *Cache) Read(ctx context.Context, id string, fn func(io.Reader) error) error {
-	data, err := c.Load(ctx, id)
-	if err != nil {
-		return err
-	}
-	return fn(bytes.NewReader(data))
-}
-
-// Write implements Storage.
-func (c *Cache) Write(ctx context.Context, id string, expires time.Time, fn func(io.Writer) error) error {
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	var buf bytes.Buffer
-	if err := fn(&buf); err != nil {
-		return err
-	}
-	return c.Save(ctx, id, buf.Bytes(), expires)
-}
-
-// Invalidate implements Storage.
-func (c *Cache) Invalidate(ctx context.Context, id string) error { return c.Delete(ctx, id) }
 
 // Stats returns the cache's hit and miss counts and its size.
 func (c *Cache) Stats() CacheStats {

@@ -1,10 +1,8 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"hash/maphash"
-	"io"
 	"math"
 	"sync"
 	"time"
@@ -61,10 +59,13 @@ type MemoryOptions struct {
 // of the most values the shard held at once.
 //
 // Save keeps the slice it is given, Load returns the stored slice without
-// copying it, and Write copies what its function writes into a fresh buffer.
-// Memory never blocks, so it ignores the contexts it is given. It is safe for
-// concurrent use and starts no goroutines; it needs no closing.
+// copying it, and Write (from the embedded Streams) copies what its
+// function writes into a fresh buffer. Memory never blocks, so it ignores
+// the contexts it is given. It is safe for concurrent use and starts no
+// goroutines; it needs no closing.
 type Memory struct {
+	Streams // Read, Write and Invalidate over Load, Save and Delete
+
 	seed   maphash.Seed
 	now    func() time.Time
 	shards []memoryShard
@@ -112,6 +113,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.Streams = NewStreams(m)
 	for i := range m.shards {
 		// Spread the remainder so the capacities add up to maxEntries.
 		size := maxEntries / n
@@ -188,45 +190,6 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	}
 	s.mu.Unlock()
 	return nil
-}
-
-// Read calls fn with a reader over the value stored under id. It returns an
-// error wrapping ErrNotFound, without calling fn, when there is no live
-// value, and otherwise what fn returns. fn runs without any lock held.
-func (m *Memory) Read(ctx context.Context, id string, fn func(r io.Reader) error) error {
-	data, err := m.Load(ctx, id)
-	if err != nil {
-		return err
-	}
-	return fn(bytes.NewReader(data))
-}
-
-// Write stores what fn writes under id until expires (the zero time: no
-// expiry), replacing any previous value. If fn returns an error, Write
-// returns it and the previous value stays in place. fn runs without any
-// lock held.
-func (m *Memory) Write(ctx context.Context, id string, expires time.Time, fn func(w io.Writer) error) error {
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	var buf bytes.Buffer
-	if err := fn(&buf); err != nil {
-		return err
-	}
-	data := buf.Bytes()
-	if cap(data)-len(data) > len(data)/8 {
-		// bytes.Buffer grows by doubling; do not keep the slack for the
-		// value's whole life.
-		data = bytes.Clone(data)
-	}
-	m.store(id, data, expires)
-	return nil
-}
-
-// Invalidate removes the value stored under id. Invalidating an unknown id
-// is not an error.
-func (m *Memory) Invalidate(ctx context.Context, id string) error {
-	return m.Delete(ctx, id)
 }
 
 // NonBlocking implements NonBlocking: a Memory never waits for I/O, so the
