@@ -74,7 +74,7 @@ func (s Streams) Invalidate(ctx context.Context, id string) error {
 // the storages of this package are), else b with the methods of Streams.
 // The returned value also implements BytesStorage, which the engine uses
 // directly to skip the stream copies, and reports b's capabilities
-// (NonBlocking, VersionedOf) and closes b.
+// (NonBlocking, VersionedOf, KeeperOf) and closes b.
 func FromBytes(b BytesStorage) Storage {
 	if b == nil {
 		panic("storage: FromBytes(nil)")
@@ -96,6 +96,10 @@ func (a bytesAdapter) NonBlocking() bool { return nonBlocking(a.BytesStorage) }
 // Versioned reports the compare-and-set capability of what the adapter
 // wraps (see VersionedOf).
 func (a bytesAdapter) Versioned() Versioned { return VersionedOf(a.BytesStorage) }
+
+// Keeper reports the Keeper capability of what the adapter wraps (see
+// KeeperOf).
+func (a bytesAdapter) Keeper() Keeper { return KeeperOf(a.BytesStorage) }
 
 // Close closes the wrapped storage when it has a Close method.
 func (a bytesAdapter) Close() error { return closeIfCloser(a.BytesStorage) }
@@ -143,6 +147,10 @@ func (a streamAdapter) NonBlocking() bool { return nonBlocking(a.s) }
 // Versioned reports the compare-and-set capability of what the adapter
 // wraps (see VersionedOf).
 func (a streamAdapter) Versioned() Versioned { return VersionedOf(a.s) }
+
+// Keeper reports the Keeper capability of what the adapter wraps (see
+// KeeperOf).
+func (a streamAdapter) Keeper() Keeper { return KeeperOf(a.s) }
 
 // Close closes the wrapped storage when it has a Close method.
 func (a streamAdapter) Close() error { return closeIfCloser(a.s) }

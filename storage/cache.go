@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"hash/maphash"
 	"io"
@@ -51,16 +52,22 @@ type CacheStats struct {
 // the same Cache. Writes made to the inner storage by someone else (another
 // process) are seen after the TTL at the latest.
 //
+// A Cache is a Keeper: when a session's actor passivates, the engine hands
+// the value back with Keep, which gives the cached copy another TTL, so a
+// session that comes back within the TTL of its passivation is read from
+// memory even if its last write was longer ago.
+//
 // Close closes the inner storage if it has a Close method.
 type Cache struct {
 	Streams // Read, Write and Invalidate over Load, Save and Delete
 
-	inner  BytesStorage
-	closer io.Closer
-	ttl    int64
-	now    func() time.Time
-	seed   maphash.Seed
-	shards [cacheShards]cacheShard
+	inner     BytesStorage
+	versioned Versioned // VersionedOf(inner)
+	closer    io.Closer
+	ttl       int64
+	now       func() time.Time
+	seed      maphash.Seed
+	shards    [cacheShards]cacheShard
 
 	hits, misses atomic.Uint64
 }
@@ -92,6 +99,7 @@ func NewCache(inner Storage, opts CacheOptions) *Cache {
 	}
 	c := &Cache{inner: AsBytes(inner), ttl: int64(opts.TTL), now: opts.Now, seed: maphash.MakeSeed()}
 	c.closer, _ = inner.(io.Closer)
+	c.versioned = VersionedOf(c.inner)
 	c.Streams = NewStreams(c)
 	per := max(1, opts.MaxEntries/cacheShards)
 	for i := range c.shards {
@@ -203,7 +211,46 @@ func (c *Cache) NonBlocking() bool { return nonBlocking(c.inner) }
 // (see VersionedOf). In front of a storage that several engine instances
 // share, the engine reads and writes through it, past the cache: coherence
 // across instances comes before caching.
-func (c *Cache) Versioned() Versioned { return VersionedOf(c.inner) }
+func (c *Cache) Versioned() Versioned { return c.versioned }
+
+// Keeper reports c's Keeper capability (see KeeperOf): c itself, or nil in
+// front of a Versioned storage, which other engine instances write behind
+// the cache's back.
+func (c *Cache) Keeper() Keeper {
+	if c.versioned != nil {
+		return nil
+	}
+	return c
+}
+
+// Keep implements Keeper: if the cache still holds exactly data under id,
+// it serves it for another TTL from now, until expires, and counts it as
+// just used; an expired or stale cached value (past its TTL but not read
+// since) is kept as well as a fresh one. If the cache holds other bytes
+// under id, a later write or read through the cache put them there, and
+// Keep leaves them; if it holds nothing for id, Keep cannot tell whether a
+// write or invalidation came in between, and keeps nothing either. A value
+// whose expires is past is dropped from the cache instead. Keep does
+// nothing in front of a Versioned storage, or for an invalid ID.
+func (c *Cache) Keep(id string, data []byte, expires time.Time) {
+	if c.versioned != nil || !ValidID(id) {
+		return
+	}
+	now := c.now().UnixNano()
+	exp := expiryNanos(expires)
+	s := c.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.lru.Peek(id)
+	if !ok || !bytes.Equal(e.data, data) {
+		return
+	}
+	if exp != 0 && now > exp {
+		s.lru.Remove(id)
+		return
+	}
+	s.lru.Add(id, cacheEntry{data: e.data, cachedAt: now, expires: exp})
+}
 
 // Close closes the inner storage if it has a Close method.
 func (c *Cache) Close() error {

@@ -117,6 +117,30 @@ type NonBlocking interface {
 	NonBlocking() bool
 }
 
+// Keeper is implemented by storages that can keep a value at hand without
+// writing it, such as Cache. The engine calls Keep when a session actor
+// passivates, with the record the actor holds: exactly the bytes last
+// written under id or read from it, and their expiry. A Keeper may keep
+// them so that the next Load of id needs no I/O. Keep never blocks and
+// never fails.
+type Keeper interface {
+	Keep(id string, data []byte, expires time.Time)
+}
+
+// KeeperOf returns the Keeper capability of s, seeing through wrappers as
+// VersionedOf does: what s reports through a method `Keeper() Keeper` if it
+// has one (the adapters of FromBytes and AsBytes and Cache do; nil means
+// none), else s itself if it implements Keeper, else nil.
+func KeeperOf(s any) Keeper {
+	switch v := s.(type) {
+	case interface{ Keeper() Keeper }:
+		return v.Keeper()
+	case Keeper:
+		return v
+	}
+	return nil
+}
+
 // nonBlocking reports whether s implements NonBlocking and says true.
 func nonBlocking(s any) bool {
 	nb, ok := s.(NonBlocking)
