@@ -225,13 +225,13 @@ func (c *Cache) Keeper() Keeper {
 
 // Keep implements Keeper: if the cache still holds exactly data under id,
 // it serves it for another TTL from now, until expires, and counts it as
-// just used; an expired or stale cached value (past its TTL but not read
-// since) is kept as well as a fresh one. If the cache holds other bytes
-// under id, a later write or read through the cache put them there, and
-// Keep leaves them; if it holds nothing for id, Keep cannot tell whether a
-// write or invalidation came in between, and keeps nothing either. A value
-// whose expires is past is dropped from the cache instead. Keep does
-// nothing in front of a Versioned storage, or for an invalid ID.
+// just used; a cached copy past its TTL (and not read since) is kept as
+// well as a fresh one. If the cache holds other bytes under id, a later
+// write or read through the cache put them there, and Keep leaves them; if
+// it holds nothing for id (never cached, evicted, invalidated), Keep cannot
+// tell whether a write or invalidation came in between, and keeps nothing
+// either. A value whose expires is past is dropped from the cache instead.
+// Keep does nothing in front of a Versioned storage, or for an invalid ID.
 func (c *Cache) Keep(id string, data []byte, expires time.Time) {
 	if c.versioned != nil || !ValidID(id) {
 		return

@@ -50,9 +50,9 @@ type Options struct {
 // Store is a session storage in Redis, shared by every engine instance
 // that uses the same Redis and Prefix. It implements storage.BytesStorage
 // and storage.Versioned, and storage.Storage through the embedded
-// storage.Streams; see the package comment for what it guarantees. Create it with New and Close it when done (the
-// engine closes the storages of its kinds). A Store is safe for concurrent
-// use.
+// storage.Streams; see the package comment for what it guarantees. Create
+// it with New and Close it when done (the engine closes the storages of its
+// kinds). A Store is safe for concurrent use.
 type Store struct {
 	storage.Streams // Read, Write and Invalidate over Load, Save and Delete
 
