@@ -39,26 +39,35 @@ type CacheStats struct {
 	Len          int
 }
 
-// Cache is a Storage that keeps recently used values of another storage in
-// memory, the counterpart of Ktor's CacheStorage: reads fill it, writes go
-// through to the inner storage and then update it, Invalidate removes from
-// both. A failed read, "not found" included, is not cached. Values leave the
-// cache after the TTL, at their own expiry, or when the size bound evicts
-// them.
+// Cache is a Storage and BytesStorage that keeps recently used values of
+// another storage in memory, the counterpart of Ktor's CacheStorage: reads
+// fill it, writes go through to the inner storage and then update it,
+// deletes remove from both. A failed read, "not found" included, is not
+// cached. Values leave the cache after the TTL, at their own expiry, or when
+// the size bound evicts them. Read, Write and Invalidate come from the
+// embedded Streams.
 //
 // The cache is coherent for everything written through it: a read never
 // returns a value older than the last write or invalidation made through
 // the same Cache. Writes made to the inner storage by someone else (another
 // process) are seen after the TTL at the latest.
 //
+// A Cache is a Keeper: when a session's actor passivates, the engine hands
+// the value back with Keep, which gives the cached copy another TTL, so a
+// session that comes back within the TTL of its passivation is read from
+// memory even if its last write was longer ago.
+//
 // Close closes the inner storage if it has a Close method.
 type Cache struct {
-	inner  BytesStorage
-	closer io.Closer
-	ttl    int64
-	now    func() time.Time
-	seed   maphash.Seed
-	shards [cacheShards]cacheShard
+	Streams // Read, Write and Invalidate over Load, Save and Delete
+
+	inner     BytesStorage
+	versioned Versioned // VersionedOf(inner)
+	closer    io.Closer
+	ttl       int64
+	now       func() time.Time
+	seed      maphash.Seed
+	shards    [cacheShards]cacheShard
 
 	hits, misses atomic.Uint64
 }
@@ -90,6 +99,8 @@ func NewCache(inner Storage, opts CacheOptions) *Cache {
 	}
 	c := &Cache{inner: AsBytes(inner), ttl: int64(opts.TTL), now: opts.Now, seed: maphash.MakeSeed()}
 	c.closer, _ = inner.(io.Closer)
+	c.versioned = VersionedOf(c.inner)
+	c.Streams = NewStreams(c)
 	per := max(1, opts.MaxEntries/cacheShards)
 	for i := range c.shards {
 		c.shards[i].lru, _ = simplelru.NewLRU[string, cacheEntry](per, nil)
@@ -180,30 +191,6 @@ func (c *Cache) Delete(ctx context.Context, id string) error {
 	return err
 }
 
-// Read implements Storage.
-func (c *Cache) Read(ctx context.Context, id string, fn func(io.Reader) error) error {
-	data, err := c.Load(ctx, id)
-	if err != nil {
-		return err
-	}
-	return fn(bytes.NewReader(data))
-}
-
-// Write implements Storage.
-func (c *Cache) Write(ctx context.Context, id string, expires time.Time, fn func(io.Writer) error) error {
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	var buf bytes.Buffer
-	if err := fn(&buf); err != nil {
-		return err
-	}
-	return c.Save(ctx, id, buf.Bytes(), expires)
-}
-
-// Invalidate implements Storage.
-func (c *Cache) Invalidate(ctx context.Context, id string) error { return c.Delete(ctx, id) }
-
 // Stats returns the cache's hit and miss counts and its size.
 func (c *Cache) Stats() CacheStats {
 	st := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load()}
@@ -224,7 +211,46 @@ func (c *Cache) NonBlocking() bool { return nonBlocking(c.inner) }
 // (see VersionedOf). In front of a storage that several engine instances
 // share, the engine reads and writes through it, past the cache: coherence
 // across instances comes before caching.
-func (c *Cache) Versioned() Versioned { return VersionedOf(c.inner) }
+func (c *Cache) Versioned() Versioned { return c.versioned }
+
+// Keeper reports c's Keeper capability (see KeeperOf): c itself, or nil in
+// front of a Versioned storage, which other engine instances write behind
+// the cache's back.
+func (c *Cache) Keeper() Keeper {
+	if c.versioned != nil {
+		return nil
+	}
+	return c
+}
+
+// Keep implements Keeper: if the cache still holds exactly data under id,
+// it serves it for another TTL from now, until expires, and counts it as
+// just used; a cached copy past its TTL (and not read since) is kept as
+// well as a fresh one. If the cache holds other bytes under id, a later
+// write or read through the cache put them there, and Keep leaves them; if
+// it holds nothing for id (never cached, evicted, invalidated), Keep cannot
+// tell whether a write or invalidation came in between, and keeps nothing
+// either. A value whose expires is past is dropped from the cache instead.
+// Keep does nothing in front of a Versioned storage, or for an invalid ID.
+func (c *Cache) Keep(id string, data []byte, expires time.Time) {
+	if c.versioned != nil || !ValidID(id) {
+		return
+	}
+	now := c.now().UnixNano()
+	exp := expiryNanos(expires)
+	s := c.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.lru.Peek(id)
+	if !ok || !bytes.Equal(e.data, data) {
+		return
+	}
+	if exp != 0 && now > exp {
+		s.lru.Remove(id)
+		return
+	}
+	s.lru.Add(id, cacheEntry{data: e.data, cachedAt: now, expires: exp})
+}
 
 // Close closes the inner storage if it has a Close method.
 func (c *Cache) Close() error {

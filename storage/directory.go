@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -128,11 +127,14 @@ type DirectoryOptions struct {
 // removing the files of expired sessions and damaged files. Close stops
 // it.
 //
-// Read loads the whole value into memory before calling its function, and
-// Write streams its function's output to the file. The contexts are not
+// Read, Write and Invalidate come from the embedded Streams: Read loads the
+// whole value into memory before calling its function, and Write collects
+// its function's output in memory before saving it. The contexts are not
 // consulted: each call is a few system calls. A Directory is safe for
 // concurrent use.
 type Directory struct {
+	Streams // Read, Write and Invalidate over Load, Save and Delete
+
 	root  string
 	sync  bool
 	now   func() time.Time
@@ -240,6 +242,7 @@ func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
 		errClosed: fmt.Errorf("storage: session directory %s: %w", root, os.ErrClosed),
 		stripes:   make([]dirStripe, dirStripes),
 	}
+	d.Streams = NewStreams(d)
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -452,10 +455,7 @@ func (d *Directory) Save(ctx context.Context, id string, data []byte, expires ti
 	if exp != 0 && d.nowNanos() > exp {
 		return d.remove(id)
 	}
-	return d.store(id, exp, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	return d.store(id, exp, data)
 }
 
 // Delete removes the value stored under id. Deleting an unknown id is not
@@ -467,48 +467,9 @@ func (d *Directory) Delete(ctx context.Context, id string) error {
 	return d.remove(id)
 }
 
-// Read calls fn with a reader over the value stored under id. It returns
-// an error wrapping ErrNotFound, without calling fn, when there is no live
-// value, and otherwise what fn returns. The value is read whole and checked
-// before fn is called; fn runs without any lock held.
-func (d *Directory) Read(ctx context.Context, id string, fn func(r io.Reader) error) error {
-	data, err := d.Load(ctx, id)
-	if err != nil {
-		return err
-	}
-	return fn(bytes.NewReader(data))
-}
-
-// Write stores what fn writes under id until expires (the zero time: no
-// expiry), replacing any previous value. What fn writes streams to the
-// spare slot file; if fn returns an error, Write returns it, and the
-// previous value stays in place. fn runs while no other operation
-// on id can start, so it must not call the Directory for id itself. A value
-// already expired is not stored: Write lets fn write to io.Discard and then
-// removes the previous value.
-func (d *Directory) Write(ctx context.Context, id string, expires time.Time, fn func(w io.Writer) error) error {
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	exp := expiryNanos(expires)
-	if exp != 0 && d.nowNanos() > exp {
-		if err := fn(io.Discard); err != nil {
-			return err
-		}
-		return d.remove(id)
-	}
-	return d.store(id, exp, fn)
-}
-
-// Invalidate removes the value stored under id. Invalidating an unknown id
-// is not an error.
-func (d *Directory) Invalidate(ctx context.Context, id string) error {
-	return d.Delete(ctx, id)
-}
-
-// store writes a new value for the valid id over the slot that is not
-// current, in place.
-func (d *Directory) store(id string, expires int64, fill func(io.Writer) error) error {
+// store writes data as the new value of the valid id over the slot that is
+// not current, in place.
+func (d *Directory) store(id string, expires int64, data []byte) error {
 	h := dirHash(id)
 	s, st, cached, err := d.begin(id, h)
 	if err != nil {
@@ -544,7 +505,7 @@ func (d *Directory) store(id string, expires int64, fill func(io.Writer) error) 
 	if have {
 		target = 1 - int(st.slot)
 	}
-	size, err := d.writeSlot(&p, target, st.seq+1, expires, st.size[target], *bp, fill)
+	size, err := d.writeSlot(&p, target, st.seq+1, expires, st.size[target], *bp, data)
 	if err != nil {
 		return err
 	}
@@ -553,12 +514,12 @@ func (d *Directory) store(id string, expires int64, fill func(io.Writer) error) 
 	return nil
 }
 
-// writeSlot writes the value that fill streams over slot target of p,
-// creating the file if needed, and returns the file's size. prevSize is the
+// writeSlot writes the value data over slot target of p, creating the file
+// if needed, and returns the file's size. prevSize is the
 // file's size if known, else -1. The file is never the current slot, so a
 // write cut short leaves the current value alone; on failure the file is
 // removed.
-func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int64, prevSize int64, buf []byte, fill func(io.Writer) error) (int64, error) {
+func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int64, prevSize int64, buf []byte, data []byte) (int64, error) {
 	path := p.slot[target]
 	f, created, err := d.openSlot(p, path)
 	if err != nil {
@@ -567,8 +528,8 @@ func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int6
 	w := newSlotWriter(f, buf)
 	open, ok := true, false
 	defer func() {
-		// Also when fill panics: leave no partial file behind. A spare
-		// that was not written to stays.
+		// Leave no partial file behind. A spare that was not written to
+		// stays.
 		if open {
 			f.Close()
 		}
@@ -576,7 +537,7 @@ func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int6
 			_ = removeFile(path)
 		}
 	}()
-	if err := fill(&w); err != nil {
+	if _, err := w.Write(data); err != nil {
 		return 0, err
 	}
 	if err := w.finish(seq, expires); err != nil {

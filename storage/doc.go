@@ -7,7 +7,9 @@
 // [Storage] streams values over io.Reader and io.Writer, with an expiry per
 // value, as Ktor's SessionStorage does. [BytesStorage] is the simpler
 // byte-slice form; [FromBytes] turns one into a Storage, so a custom backend
-// is a few dozen lines.
+// is a few dozen lines. The storages here implement BytesStorage and embed
+// [Streams] for the methods of Storage; [AsBytes] goes the other way, for a
+// storage written against the streams.
 //
 // The engine runs every storage behind storage actors and never calls it
 // twice at once for the same ID, but calls for different IDs are concurrent.

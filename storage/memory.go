@@ -1,16 +1,12 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"hash/maphash"
-	"io"
 	"math"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"unsafe"
 )
 
 // DefaultMaxEntries is the size bound of a Memory whose
@@ -57,36 +53,33 @@ type MemoryOptions struct {
 // expired values from the least recently used end of its shard. Expired
 // values that are never read again are otherwise removed by LRU eviction.
 //
+// Besides the value and a copy of its ID, a stored value costs about 80
+// bytes: a 56-byte slot in its shard's LRU list and one or two 8-byte
+// buckets of the shard's hash table. The list and the table keep the room
+// of the most values the shard held at once.
+//
 // Save keeps the slice it is given, Load returns the stored slice without
-// copying it, and Write copies what its function writes into a fresh buffer.
-// Memory never blocks, so it ignores the contexts it is given. It is safe for
-// concurrent use and starts no goroutines; it needs no closing.
+// copying it, and Write (from the embedded Streams) copies what its
+// function writes into a fresh buffer. Memory never blocks, so it ignores
+// the contexts it is given. It is safe for concurrent use and starts no
+// goroutines; it needs no closing.
 type Memory struct {
+	Streams // Read, Write and Invalidate over Load, Save and Delete
+
 	seed   maphash.Seed
 	now    func() time.Time
 	shards []memoryShard
 }
 
 type memoryShard struct {
-	mu  sync.Mutex
-	lru *simplelru.LRU[string, memoryEntry]
-	_   [48]byte // pad to 64 bytes: neighbouring locks on separate cache lines
+	mu   sync.Mutex
+	list memoryList // protected by mu
+	// Pad to a multiple of 64 bytes, so that neighbouring shards' locks
+	// and list heads sit on separate cache lines.
+	_ [(64 - (unsafe.Sizeof(sync.Mutex{})+unsafe.Sizeof(memoryList{}))%64) % 64]byte
 }
 
-// memoryEntry is one stored value. expires is in Unix nanoseconds; 0 means
-// never.
-type memoryEntry struct {
-	data    []byte
-	expires int64
-}
-
-// live reports whether e has not expired at now (Unix nanoseconds). A value
-// expires after its expiry instant, not at it.
-func (e memoryEntry) live(now int64) bool {
-	return e.expires == 0 || now <= e.expires
-}
-
-// expiryNanos converts an expiry to memoryEntry.expires: 0 for the zero time
+// expiryNanos converts an expiry to memorySlot.expires: 0 for the zero time
 // (never), and otherwise a non-zero Unix nanosecond count, clamped to the
 // range of int64 (years 1677 to 2262).
 func expiryNanos(t time.Time) int64 {
@@ -120,27 +113,24 @@ func NewMemory(opts MemoryOptions) *Memory {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.Streams = NewStreams(m)
 	for i := range m.shards {
 		// Spread the remainder so the capacities add up to maxEntries.
 		size := maxEntries / n
 		if i < maxEntries%n {
 			size++
 		}
-		lru, err := simplelru.NewLRU[string, memoryEntry](size, nil)
-		if err != nil {
-			panic("storage: " + err.Error()) // unreachable: size >= 1
-		}
-		m.shards[i].lru = lru
+		m.shards[i].list.init(min(size, memoryMaxListLen), m.seed)
 	}
 	return m
 }
 
-// shard returns the shard that holds id.
-func (m *Memory) shard(id string) *memoryShard {
-	if len(m.shards) == 1 {
-		return &m.shards[0]
-	}
-	return &m.shards[maphash.String(m.seed, id)%uint64(len(m.shards))]
+// shard returns the hash of id and the shard that holds it. The shard comes
+// from the lower 32 bits of the hash, the place in the shard's table from
+// the upper ones.
+func (m *Memory) shard(id string) (uint64, *memoryShard) {
+	h := maphash.String(m.seed, id)
+	return h, &m.shards[uint32(h)%uint32(len(m.shards))]
 }
 
 // nowNanos returns the current time in Unix nanoseconds.
@@ -156,18 +146,24 @@ func (m *Memory) Load(ctx context.Context, id string) ([]byte, error) {
 		return nil, ErrInvalidID
 	}
 	now := m.nowNanos()
-	s := m.shard(id)
+	h, s := m.shard(id)
 	s.mu.Lock()
-	e, ok := s.lru.Get(id)
-	if ok && !e.live(now) {
-		s.lru.Remove(id)
-		ok = false
+	var data []byte
+	i := s.list.lookup(id, h)
+	if i != 0 {
+		if e := s.list.slot(i); e.live(now) {
+			data = e.data
+			s.list.touch(i)
+		} else {
+			s.list.remove(i)
+			i = 0
+		}
 	}
 	s.mu.Unlock()
-	if !ok {
+	if i == 0 {
 		return nil, ErrNotFound
 	}
-	return e.data, nil
+	return data, nil
 }
 
 // Save stores data under id until expires (the zero time: no expiry),
@@ -187,50 +183,13 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return ErrInvalidID
 	}
-	s := m.shard(id)
+	h, s := m.shard(id)
 	s.mu.Lock()
-	s.lru.Remove(id)
+	if i := s.list.lookup(id, h); i != 0 {
+		s.list.remove(i)
+	}
 	s.mu.Unlock()
 	return nil
-}
-
-// Read calls fn with a reader over the value stored under id. It returns an
-// error wrapping ErrNotFound, without calling fn, when there is no live
-// value, and otherwise what fn returns. fn runs without any lock held.
-func (m *Memory) Read(ctx context.Context, id string, fn func(r io.Reader) error) error {
-	data, err := m.Load(ctx, id)
-	if err != nil {
-		return err
-	}
-	return fn(bytes.NewReader(data))
-}
-
-// Write stores what fn writes under id until expires (the zero time: no
-// expiry), replacing any previous value. If fn returns an error, Write
-// returns it and the previous value stays in place. fn runs without any
-// lock held.
-func (m *Memory) Write(ctx context.Context, id string, expires time.Time, fn func(w io.Writer) error) error {
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	var buf bytes.Buffer
-	if err := fn(&buf); err != nil {
-		return err
-	}
-	data := buf.Bytes()
-	if cap(data)-len(data) > len(data)/8 {
-		// bytes.Buffer grows by doubling; do not keep the slack for the
-		// value's whole life.
-		data = bytes.Clone(data)
-	}
-	m.store(id, data, expires)
-	return nil
-}
-
-// Invalidate removes the value stored under id. Invalidating an unknown id
-// is not an error.
-func (m *Memory) Invalidate(ctx context.Context, id string) error {
-	return m.Delete(ctx, id)
 }
 
 // NonBlocking implements NonBlocking: a Memory never waits for I/O, so the
@@ -244,7 +203,7 @@ func (m *Memory) Len() int {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		n += s.lru.Len()
+		n += s.list.len
 		s.mu.Unlock()
 	}
 	return n
@@ -254,28 +213,26 @@ func (m *Memory) Len() int {
 // the least recently used end of the shard. A value that is already expired
 // is not stored, only its predecessor removed.
 func (m *Memory) store(id string, data []byte, expires time.Time) {
-	e := memoryEntry{data: data, expires: expiryNanos(expires)}
+	exp := expiryNanos(expires)
 	now := m.nowNanos()
-	s := m.shard(id)
+	h, s := m.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	l := &s.list
 	for range memoryPrunePerWrite {
-		_, oldest, ok := s.lru.GetOldest()
-		if !ok || oldest.live(now) {
+		i := l.oldest()
+		if i == 0 || l.slot(i).live(now) {
 			break
 		}
-		s.lru.RemoveOldest()
+		l.remove(i)
 	}
-	switch {
-	case !e.live(now):
-		s.lru.Remove(id)
-	case s.lru.Contains(id):
-		s.lru.Add(id, e)
-	default:
-		// The map key outlives the call: copy it, so that an id sliced from
-		// a larger string (a cookie header) does not keep that alive.
-		s.lru.Add(strings.Clone(id), e)
+	if exp != 0 && now > exp {
+		if i := l.lookup(id, h); i != 0 {
+			l.remove(i)
+		}
+		return
 	}
+	l.put(id, h, data, exp)
 }
 
 // Interface checks.

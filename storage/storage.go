@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -118,119 +117,34 @@ type NonBlocking interface {
 	NonBlocking() bool
 }
 
+// Keeper is implemented by storages that can keep a value at hand without
+// writing it, such as Cache. The engine calls Keep when a session actor
+// passivates, with the record the actor holds: exactly the bytes last
+// written under id or read from it, and their expiry. A Keeper may keep
+// them so that the next Load of id needs no I/O. Keep never blocks and
+// never fails.
+type Keeper interface {
+	Keep(id string, data []byte, expires time.Time)
+}
+
+// KeeperOf returns the Keeper capability of s, seeing through wrappers as
+// VersionedOf does: what s reports through a method `Keeper() Keeper` if it
+// has one (the adapters of FromBytes and AsBytes and Cache do; nil means
+// none), else s itself if it implements Keeper, else nil.
+func KeeperOf(s any) Keeper {
+	switch v := s.(type) {
+	case interface{ Keeper() Keeper }:
+		return v.Keeper()
+	case Keeper:
+		return v
+	}
+	return nil
+}
+
 // nonBlocking reports whether s implements NonBlocking and says true.
 func nonBlocking(s any) bool {
 	nb, ok := s.(NonBlocking)
 	return ok && nb.NonBlocking()
-}
-
-// FromBytes turns a BytesStorage into a Storage. The returned value also
-// implements BytesStorage, which the engine uses directly to skip the
-// stream copies.
-func FromBytes(b BytesStorage) Storage {
-	if b == nil {
-		panic("storage: FromBytes(nil)")
-	}
-	if s, ok := b.(Storage); ok {
-		return s
-	}
-	return bytesAdapter{b}
-}
-
-type bytesAdapter struct{ BytesStorage }
-
-func (a bytesAdapter) Read(ctx context.Context, id string, fn func(io.Reader) error) error {
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	data, err := a.Load(ctx, id)
-	if err != nil {
-		return err
-	}
-	return fn(bytes.NewReader(data))
-}
-
-func (a bytesAdapter) Write(ctx context.Context, id string, expires time.Time, fn func(io.Writer) error) error {
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	var buf bytes.Buffer
-	if err := fn(&buf); err != nil {
-		return err
-	}
-	return a.Save(ctx, id, buf.Bytes(), expires)
-}
-
-func (a bytesAdapter) Invalidate(ctx context.Context, id string) error {
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	return a.Delete(ctx, id)
-}
-
-// NonBlocking implements NonBlocking for what the adapter wraps.
-func (a bytesAdapter) NonBlocking() bool { return nonBlocking(a.BytesStorage) }
-
-// Versioned reports the compare-and-set capability of what the adapter
-// wraps (see VersionedOf).
-func (a bytesAdapter) Versioned() Versioned { return VersionedOf(a.BytesStorage) }
-
-// Close closes the wrapped storage when it has a Close method.
-func (a bytesAdapter) Close() error {
-	if c, ok := a.BytesStorage.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
-
-// AsBytes returns a byte-slice view of s: s itself when it implements
-// BytesStorage, otherwise an adapter that buffers the streams.
-func AsBytes(s Storage) BytesStorage {
-	if b, ok := s.(BytesStorage); ok {
-		return b
-	}
-	return streamAdapter{s}
-}
-
-type streamAdapter struct{ s Storage }
-
-func (a streamAdapter) Load(ctx context.Context, id string) ([]byte, error) {
-	var data []byte
-	err := a.s.Read(ctx, id, func(r io.Reader) error {
-		var err error
-		data, err = io.ReadAll(r)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return data, nil
-}
-
-func (a streamAdapter) Save(ctx context.Context, id string, data []byte, expires time.Time) error {
-	return a.s.Write(ctx, id, expires, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-func (a streamAdapter) Delete(ctx context.Context, id string) error {
-	return a.s.Invalidate(ctx, id)
-}
-
-// NonBlocking implements NonBlocking for what the adapter wraps.
-func (a streamAdapter) NonBlocking() bool { return nonBlocking(a.s) }
-
-// Versioned reports the compare-and-set capability of what the adapter
-// wraps (see VersionedOf).
-func (a streamAdapter) Versioned() Versioned { return VersionedOf(a.s) }
-
-// Close closes the wrapped storage when it has a Close method.
-func (a streamAdapter) Close() error {
-	if c, ok := a.s.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
 }
 
 // MaxIDLen is the longest session ID the engine issues or accepts.

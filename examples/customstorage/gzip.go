@@ -15,7 +15,15 @@ import (
 // writes straight into the inner storage's writer and the decompressor
 // reads straight from its reader, so no stage holds a second copy of the
 // value. Large sessions (a cart with hundreds of items, a cached profile)
-// shrink several times on disk or in Redis.
+// shrink several times on disk.
+//
+// Gzip is for storages of one engine instance (a Memory, a Directory, a
+// MapStore). It has no compare-and-set (storage.Versioned), so in front of
+// a storage that several instances share, such as redisstore.Store, it
+// would turn the engine's conditional writes into last-write-wins and lose
+// concurrent updates; storage.CheckVersioned reports that mistake. To
+// compress such values, Gzip would need LoadVersioned and SaveIf methods of
+// its own that decompress and compress.
 type Gzip struct {
 	Inner storage.Storage
 	Level int // a compress/gzip level; 0 means gzip.DefaultCompression

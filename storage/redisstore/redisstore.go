@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -49,12 +48,14 @@ type Options struct {
 }
 
 // Store is a session storage in Redis, shared by every engine instance
-// that uses the same Redis and Prefix. It implements storage.Storage,
-// storage.BytesStorage and storage.Versioned; see the package comment for
-// what it guarantees. Create it with New and Close it when done (the
-// engine closes the storages of its kinds). A Store is safe for concurrent
-// use.
+// that uses the same Redis and Prefix. It implements storage.BytesStorage
+// and storage.Versioned, and storage.Storage through the embedded
+// storage.Streams; see the package comment for what it guarantees. Create
+// it with New and Close it when done (the engine closes the storages of its
+// kinds). A Store is safe for concurrent use.
 type Store struct {
+	storage.Streams // Read, Write and Invalidate over Load, Save and Delete
+
 	client  rueidis.Client
 	prefix  string
 	addr    string // for error messages: never the URL, which may hold a password
@@ -126,7 +127,9 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{client: client, prefix: prefix, addr: addr}, nil
+	s := &Store{client: client, prefix: prefix, addr: addr}
+	s.Streams = storage.NewStreams(s)
+	return s, nil
 }
 
 // connect returns a client for copt: a Redis Cluster client when the one
@@ -376,36 +379,6 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return s.wrap("DEL", err)
 	}
 	return nil
-}
-
-// Read implements storage.Storage: it calls fn with a reader over the value
-// stored under id, or returns an error wrapping storage.ErrNotFound without
-// calling it.
-func (s *Store) Read(ctx context.Context, id string, fn func(r io.Reader) error) error {
-	data, _, err := s.LoadVersioned(ctx, id)
-	if err != nil {
-		return err
-	}
-	return fn(bytes.NewReader(data))
-}
-
-// Write implements storage.Storage: it stores what fn writes under id until
-// expires, as Save does. If fn returns an error, nothing is sent to Redis.
-func (s *Store) Write(ctx context.Context, id string, expires time.Time, fn func(w io.Writer) error) error {
-	if !storage.ValidID(id) {
-		return storage.ErrInvalidID
-	}
-	rec, _ := newRecord(0)
-	buf := bytes.NewBuffer(rec)
-	if err := fn(buf); err != nil {
-		return err
-	}
-	return s.set(ctx, id, buf.Bytes(), expires)
-}
-
-// Invalidate implements storage.Storage: it removes the key of id.
-func (s *Store) Invalidate(ctx context.Context, id string) error {
-	return s.Delete(ctx, id)
 }
 
 // Interface checks.

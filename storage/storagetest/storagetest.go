@@ -53,6 +53,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) storage.Storage) {
 		{"LargeValue", testLargeValue},
 		{"Concurrent", testConcurrent},
 		{"Bytes", testBytes},
+		{"VersionedNotHidden", testVersionedNotHidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -525,6 +526,14 @@ func testConcurrent(t *testing.T, s storage.Storage) {
 		// Every goroutine's last write is its round rounds-1, and the
 		// final value is one goroutine's last write.
 		t.Fatalf("final Read(%q) = %s, want one goroutine's last write", shared, abbrev(got))
+	}
+}
+
+// testVersionedNotHidden fails a wrapper that holds a storage with
+// compare-and-set but does not report it (see storage.CheckVersioned).
+func testVersionedNotHidden(t *testing.T, s storage.Storage) {
+	if err := storage.CheckVersioned(s); err != nil {
+		t.Fatal(err)
 	}
 }
 
