@@ -79,7 +79,6 @@ func TestMailboxSenderRunsOnlyItsOwn(t *testing.T) {
 		t.Fatal("an operation on an idle inline mailbox did not run on its sender")
 	}
 	gate := make(chan struct{})
-	posted := make(chan struct{})
 	go func() {
 		m.PostUserMessage(gate) // runs inline on this goroutine and blocks
 	}()
@@ -88,9 +87,7 @@ func TestMailboxSenderRunsOnlyItsOwn(t *testing.T) {
 	go func() {
 		m.PostUserMessage(&Op{Code: OpUpdate}) // must only queue
 		other <- goid()
-		close(posted)
 	}()
-	<-posted
 	sender := <-other
 	close(gate)
 	runs := r.wait(t, 2)
