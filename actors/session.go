@@ -74,7 +74,8 @@ type sessionActor struct {
 	created int64  // Unix ns
 	expires int64  // Unix ns, 0 for none: the exact sliding expiry
 	stored  int64  // the expiry last written to the storage
-	val     Value  // the value, when exists
+	val     Value  // the value, when exists; val.Data is rec's payload
+	rec     []byte // the record last written or read, when exists
 	version uint64 // the stored version (Versioned storages), 0 for none
 
 	// finalPending says Close asked the actor to stop while operations
@@ -181,7 +182,16 @@ func (sa *sessionActor) publishInline() {
 // passivate flushes the sliding expiry and stops the actor, unless
 // operations arrived after it was chosen.
 func (sa *sessionActor) passivate(c actor.Context, final bool) {
-	sa.safely(nil, func() { _ = sa.flush(context.Background()) }) // logged; the value itself was written through
+	sa.safely(nil, func() {
+		if sa.flush(context.Background()) != nil { // logged; the value itself was written through
+			return
+		}
+		// A cache in front of the storage may keep the value at hand for
+		// the session's return.
+		if kp := sa.kind.keeper; kp != nil && sa.exists && !final {
+			kp.Keep(sa.id, sa.rec, record.Unix(sa.stored))
+		}
+	})
 	sh, e := sa.shard, sa.entry
 	sh.mu.Lock()
 	final = final || sh.closing.Load() // read under mu: Close sets it there
@@ -372,7 +382,8 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			return
 		}
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
-		sa.exists, sa.val, sa.created, sa.expires, sa.stored = true, next, created, exp, exp
+		next.Data = rec[record.HeaderLen:] // one copy of the bytes, shared with the record
+		sa.exists, sa.val, sa.rec, sa.created, sa.expires, sa.stored = true, next, rec, created, exp, exp
 		sa.finish(op, Result{ID: sa.id, Value: next, Found: true, Refreshed: refreshed})
 		return
 	}
@@ -474,7 +485,7 @@ func (sa *sessionActor) forward(op *Op) {
 
 // forget drops the session state held (not what is stored).
 func (sa *sessionActor) forget() {
-	sa.exists, sa.val, sa.alias, sa.expires, sa.stored = false, Value{}, "", 0, 0
+	sa.exists, sa.val, sa.rec, sa.alias, sa.expires, sa.stored = false, Value{}, nil, "", 0, 0
 }
 
 // removeOwn deletes the stored state of this ID if it is still the state
@@ -546,7 +557,8 @@ func (sa *sessionActor) flush(ctx context.Context) error {
 		}
 		return err
 	}
-	sa.stored = sa.expires
+	sa.stored, sa.rec = sa.expires, rec
+	sa.val.Data = rec[record.HeaderLen:]
 	return nil
 }
 
@@ -584,7 +596,7 @@ func (sa *sessionActor) adopt(data []byte, version uint64) {
 	if rec.Alias {
 		sa.alias = string(rec.Payload)
 	} else {
-		sa.exists, sa.val = true, Value{Data: rec.Payload}
+		sa.exists, sa.val, sa.rec = true, Value{Data: rec.Payload}, data
 	}
 }
 

@@ -46,8 +46,9 @@ type Kind struct {
 	// shared by several engine instances, so reads go to the storage and
 	// writes are conditional.
 	versioned storage.Versioned
-	touch     time.Duration // persist a sliding expiry once it moved this much
-	inline    bool          // Storage never blocks: call it from the session actor
+	keeper    storage.Keeper // Storage's capability to keep a passivated value at hand, nil without it
+	touch     time.Duration  // persist a sliding expiry once it moved this much
+	inline    bool           // Storage never blocks: call it from the session actor
 }
 
 // System is the actor side of an engine: the dispatcher that routes
@@ -159,6 +160,9 @@ func (s *System) AddKind(k *Kind) {
 	nb, _ := k.Storage.(storage.NonBlocking)
 	k.inline = nb != nil && nb.NonBlocking()
 	k.versioned = storage.VersionedOf(k.Storage)
+	if k.versioned == nil {
+		k.keeper = storage.KeeperOf(k.Storage)
+	}
 	k.touch = time.Minute
 	if k.Expiry.Idle > 0 && k.Expiry.Idle/10 < k.touch {
 		k.touch = k.Expiry.Idle / 10

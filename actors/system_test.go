@@ -99,7 +99,7 @@ func do(t *testing.T, sys *System, k *Kind, id string, op *Op) Result {
 // its passivation must flush.
 func makeDirty(t *testing.T, sys *System, k *Kind, clock *fakeclock.Clock, id string) {
 	t.Helper()
-	do(t, sys, k, id, &Op{Code: OpUpdate, Fresh: true, Fn: setTo("v-"+id)})
+	do(t, sys, k, id, &Op{Code: OpUpdate, Fresh: true, Fn: setTo("v-" + id)})
 	clock.Advance(time.Second)
 	do(t, sys, k, id, &Op{Code: OpGet})
 }

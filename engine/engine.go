@@ -184,7 +184,10 @@ type KindOptions struct {
 	// travels to the client, signed or encrypted by the transport's
 	// transformers, and no actor or storage is involved. For a client-side
 	// kind IdleTimeout counts from the last write (reads do not resend the
-	// value), and RenewGrace and NewID do not apply.
+	// value), and RenewGrace and NewID do not apply. A storage that wraps a
+	// storage.Versioned one (Redis) without reporting that capability is
+	// refused with ErrConfig: its writes would silently lose the
+	// compare-and-set (see storage.CheckVersioned).
 	Storage storage.Storage
 
 	// Codec encodes the kind's values. Nil: JSONCodec.
@@ -237,6 +240,13 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 			// Names are the transformers' associated data and go into
 			// cookies and headers: no control characters.
 			return nil, fmt.Errorf("%w: session name %q has a control character", ErrConfig, name)
+		}
+	}
+	if opts.Storage != nil {
+		// A wrapper that hides a compare-and-set storage would turn its
+		// conditional writes into last-write-wins.
+		if err := storage.CheckVersioned(opts.Storage); err != nil {
+			return nil, fmt.Errorf("%w: session kind %q: %w", ErrConfig, name, err)
 		}
 	}
 	gen := opts.NewID

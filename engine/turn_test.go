@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -387,4 +388,75 @@ func TestWarmReadsInlineNeverBlock(t *testing.T) {
 		t.Fatalf("a read whose refresh hangs: %v, want the deadline", err)
 	}
 	<-arrived
+}
+
+// countingStore counts the loads that reach it.
+type countingStore struct {
+	*mapStore
+	loads atomic.Int64
+}
+
+func (s *countingStore) Load(ctx context.Context, id string) ([]byte, error) {
+	s.loads.Add(1)
+	return s.mapStore.Load(ctx, id)
+}
+
+// TestCacheKeepsPassivatedSessions: with a cache in front of the storage,
+// sessions whose last operation was a write, and whose actors passivated
+// 59 s later, come back 59 s after that (118 s after the write, past the
+// 60 s TTL) without a read of the storage behind the cache.
+func TestCacheKeepsPassivatedSessions(t *testing.T) {
+	clock := newFakeClock()
+	inner := &countingStore{mapStore: newMapStore()}
+	cache := storage.NewCache(storage.FromBytes(inner), storage.CacheOptions{Now: clock.Now})
+	eng := newEngine(t, engine.Options{Now: clock.Now, PassivateAfter: 5 * time.Millisecond})
+	k := register(t, eng, cache, engine.KindOptions{})
+	ids := make([]string, 20)
+	for i := range ids {
+		var err error
+		if ids[i], err = k.Create(t.Context(), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(59 * time.Second)
+	waitFor(t, "every actor to passivate", func() bool { return eng.Stats().LiveActors == 0 })
+	clock.Advance(59 * time.Second)
+	before := inner.loads.Load()
+	for i, id := range ids {
+		if n := count(t, k, id); n != i {
+			t.Fatalf("session %d reads %d", i, n)
+		}
+	}
+	if loads := inner.loads.Load() - before; loads != 0 {
+		t.Fatalf("%d of %d returning sessions read the storage behind the cache", loads, len(ids))
+	}
+}
+
+// hider wraps a storage through the streaming contract only, hiding its
+// compare-and-set capability, as a compressing wrapper written naively
+// would.
+type hider struct{ inner storage.Storage }
+
+func (h hider) Read(ctx context.Context, id string, fn func(io.Reader) error) error {
+	return h.inner.Read(ctx, id, fn)
+}
+
+func (h hider) Write(ctx context.Context, id string, exp time.Time, fn func(io.Writer) error) error {
+	return h.inner.Write(ctx, id, exp, fn)
+}
+
+func (h hider) Invalidate(ctx context.Context, id string) error { return h.inner.Invalidate(ctx, id) }
+
+// TestRegisterRefusesHiddenVersioned: a wrapper that hides a shared
+// storage's compare-and-set is refused at registration, never silently
+// turned into last-write-wins.
+func TestRegisterRefusesHiddenVersioned(t *testing.T) {
+	eng := newEngine(t, engine.Options{})
+	_, err := engine.RegisterRaw(eng, "hidden", engine.KindOptions{Storage: hider{storage.FromBytes(newVersionedStore())}})
+	if !errors.Is(err, engine.ErrConfig) || !errors.Is(err, storage.ErrHiddenVersioned) {
+		t.Fatalf("registering a wrapper that hides compare-and-set: %v", err)
+	}
+	if _, err := engine.RegisterRaw(eng, "direct", engine.KindOptions{Storage: storage.FromBytes(newVersionedStore())}); err != nil {
+		t.Fatalf("registering the shared storage itself: %v", err)
+	}
 }
