@@ -60,14 +60,26 @@ type Value struct {
 	Memo any
 }
 
-// UpdateFunc computes an OpUpdate's new value from the current one
-// (exists false: there is none). With write false nothing is stored and
-// the current value stays. It runs inside the session actor: it must not
-// modify cur.Data or keep it, and must not modify next.Data after returning
-// it.
+// Updater computes an OpUpdate's new value from the current one (exists
+// false: there is none). With write false nothing is stored and the
+// current value stays (next.Memo, if set, becomes the memo of the current
+// bytes). It runs inside the session actor: it must not modify cur.Data or
+// keep it, and must not modify next.Data after returning it. It may run
+// more than once for one operation (after a conflict with another
+// instance); the last run's result is the one stored.
+type Updater interface {
+	Update(cur Value, exists bool) (next Value, write bool, err error)
+}
+
+// UpdateFunc is an Updater written as a function.
 type UpdateFunc func(cur Value, exists bool) (next Value, write bool, err error)
 
-// Op is one operation on one session, carried to its actor.
+// Update implements Updater.
+func (f UpdateFunc) Update(cur Value, exists bool) (Value, bool, error) { return f(cur, exists) }
+
+// Op is one operation on one session, carried to its actor. An Op may be
+// given to Do again once Do returned for it with any status but Canceled
+// or MaybeApplied (the actor may still hold those).
 type Op struct {
 	Code OpCode
 	// Fresh says the ID was issued by this engine for this operation, so
@@ -77,7 +89,7 @@ type Op struct {
 	// session: IDs that come from clients are never adopted.
 	MustExist bool
 	// Fn is OpUpdate's function.
-	Fn UpdateFunc
+	Fn Updater
 
 	ctx   context.Context
 	kind  *Kind

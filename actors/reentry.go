@@ -12,7 +12,7 @@ import (
 // it was asked from inside one (see InUpdate).
 //
 //go:noinline
-func RunUpdate(fn UpdateFunc, cur Value, exists bool) (next Value, write bool, st Status, err error) {
+func RunUpdate(fn Updater, cur Value, exists bool) (next Value, write bool, st Status, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			next, write, st, err = Value{}, false, Panicked, fmt.Errorf("%v", r)
@@ -21,7 +21,7 @@ func RunUpdate(fn UpdateFunc, cur Value, exists bool) (next Value, write bool, s
 	if fn == nil {
 		return Value{}, false, OK, nil
 	}
-	next, write, err = fn(cur, exists)
+	next, write, err = fn.Update(cur, exists)
 	if err != nil {
 		return Value{}, false, FnFailed, err
 	}

@@ -200,9 +200,8 @@ func (s *System) Do(ctx context.Context, k *Kind, id string, op *Op) Result {
 	if err := ctx.Err(); err != nil {
 		return Result{Status: Canceled, Err: err}
 	}
-	op.ctx = ctx
-	op.kind = k
-	op.reply = getReply()
+	op.ctx, op.kind, op.reply, op.hops, op.now = ctx, k, getReply(), 0, 0
+	op.state.Store(opQueued)
 	switch s.route(k, id, s.hash(k, id), op, true) {
 	case routeClosed:
 		putReply(op.reply)

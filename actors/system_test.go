@@ -164,10 +164,10 @@ func TestHandshakeHammer(t *testing.T) {
 		ids[i] = "s" + strconv.Itoa(i)
 		do(t, sys, k, ids[i], &Op{Code: OpUpdate, Fresh: true, Fn: setTo("0")})
 	}
-	inc := func(cur Value, _ bool) (Value, bool, error) {
+	inc := UpdateFunc(func(cur Value, _ bool) (Value, bool, error) {
 		n, _ := strconv.Atoi(string(cur.Data))
 		return Value{Data: strconv.AppendInt(nil, int64(n+1), 10)}, true, nil
-	}
+	})
 	var wg sync.WaitGroup
 	for g := range 32 {
 		wg.Go(func() {

@@ -22,8 +22,8 @@ import (
 // response (which takes Outcome).
 type Binding struct {
 	kind *RawKind
-	// updating counts the update functions of this binding running now, so
-	// that an operation asked from inside one is refused (ErrReentrant)
+	// updating counts the updates of this binding on their way, so that an
+	// operation asked from inside one's function is refused (ErrReentrant)
 	// instead of waiting for itself.
 	updating atomic.Int32
 
@@ -117,18 +117,10 @@ func (b *Binding) lateLocked(what string) {
 }
 
 // reentrant reports whether the caller is inside one of this binding's
-// update functions (the stack is looked at only while one runs).
+// update functions (the stack is looked at only while an update of the
+// binding is on its way).
 func (b *Binding) reentrant() bool {
 	return b.updating.Load() > 0 && actors.InUpdate()
-}
-
-// wrap counts fn as running while it runs.
-func (b *Binding) wrap(fn actors.UpdateFunc) actors.UpdateFunc {
-	return func(cur actors.Value, exists bool) (actors.Value, bool, error) {
-		b.updating.Add(1)
-		defer b.updating.Add(-1)
-		return fn(cur, exists)
-	}
 }
 
 // currentIDLocked returns the binding's ID once no creation is on its way,
@@ -194,21 +186,25 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 	return res
 }
 
-// update runs fn on the request's session, creating the session under a
-// new server-generated ID when the request has none (an unknown incoming ID
-// is not adopted).
-func (b *Binding) update(ctx context.Context, fn actors.UpdateFunc) actors.Result {
+// update runs op, an OpUpdate with its Fn set, on the request's session,
+// creating the session under a new server-generated ID when the request
+// has none (an unknown incoming ID is not adopted). op is reused for the
+// creation.
+func (b *Binding) update(ctx context.Context, op *actors.Op) actors.Result {
 	if b.reentrant() {
 		return actors.Result{Status: actors.Reentrant}
 	}
-	fn = b.wrap(fn)
+	// While an update of this binding is on its way, an operation of the
+	// binding looks at its stack to see whether it comes from inside.
+	b.updating.Add(1)
+	defer b.updating.Add(-1)
 	if b.sealer != nil {
-		return b.clientUpdate(ctx, fn)
+		return b.clientUpdate(ctx, op.Fn)
 	}
-	return b.serverUpdate(ctx, fn)
+	return b.serverUpdate(ctx, op)
 }
 
-func (b *Binding) serverUpdate(ctx context.Context, fn actors.UpdateFunc) actors.Result {
+func (b *Binding) serverUpdate(ctx context.Context, op *actors.Op) actors.Result {
 	b.mu.Lock()
 	id, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
@@ -216,7 +212,8 @@ func (b *Binding) serverUpdate(ctx context.Context, fn actors.UpdateFunc) actors
 		return actors.Result{Status: actors.Canceled, Err: err}
 	}
 	if id != "" {
-		res := b.kind.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: fn})
+		op.Fresh, op.MustExist = false, true
+		res := b.kind.do(ctx, id, op)
 		if res.Status != actors.OK || res.Found {
 			b.mu.Lock()
 			b.observeLocked(res)
@@ -224,12 +221,12 @@ func (b *Binding) serverUpdate(ctx context.Context, fn actors.UpdateFunc) actors
 			return res
 		}
 	}
-	return b.create(ctx, id, fn)
+	return b.create(ctx, id, op)
 }
 
-// create runs fn on a new session for a request whose ID was found to
+// create runs op on a new session for a request whose ID was found to
 // have none (stale: "" or that ID).
-func (b *Binding) create(ctx context.Context, stale string, fn actors.UpdateFunc) actors.Result {
+func (b *Binding) create(ctx context.Context, stale string, op *actors.Op) actors.Result {
 	newID, err := b.kind.kind.NewID()
 	if err != nil {
 		return actors.Result{Status: actors.FnFailed, Err: err}
@@ -243,12 +240,13 @@ func (b *Binding) create(ctx context.Context, stale string, fn actors.UpdateFunc
 		// Another operation of this request changed the ID meanwhile: act
 		// on that.
 		b.mu.Unlock()
-		return b.serverUpdate(ctx, fn)
+		return b.serverUpdate(ctx, op)
 	}
 	done := make(chan struct{})
 	b.creating, b.newID = done, newID
 	b.mu.Unlock()
-	res := b.kind.do(ctx, newID, &actors.Op{Code: actors.OpUpdate, Fresh: true, Fn: fn})
+	op.Fresh, op.MustExist = true, false
+	res := b.kind.do(ctx, newID, op)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.creating, b.newID = nil, ""
@@ -306,12 +304,12 @@ func (b *Binding) renew(ctx context.Context) error {
 	if b.sealer != nil {
 		// A client-side session has no ID to fixate; renewing seals the
 		// value again (a fresh nonce under encryption).
-		return errOf(b.clientUpdate(ctx, func(cur actors.Value, exists bool) (actors.Value, bool, error) {
+		return errOf(b.clientUpdate(ctx, actors.UpdateFunc(func(cur actors.Value, exists bool) (actors.Value, bool, error) {
 			if !exists {
 				return actors.Value{}, false, ErrNoSession
 			}
 			return cur, true, nil
-		}))
+		})))
 	}
 	b.mu.Lock()
 	id, err := b.currentIDLocked(ctx)
@@ -341,18 +339,31 @@ type bindingsKey struct{}
 // request-level operations of their kinds find them. Transports call it
 // once per request.
 func WithBindings(ctx context.Context, bs ...*Binding) context.Context {
-	if prev, ok := ctx.Value(bindingsKey{}).([]*Binding); ok {
+	switch prev := ctx.Value(bindingsKey{}).(type) {
+	case *Binding:
+		bs = append([]*Binding{prev}, bs...)
+	case []*Binding:
 		bs = append(append([]*Binding(nil), prev...), bs...)
+	}
+	if len(bs) == 1 {
+		// The common case, one kind: a pointer boxes without allocating.
+		return context.WithValue(ctx, bindingsKey{}, bs[0])
 	}
 	return context.WithValue(ctx, bindingsKey{}, bs)
 }
 
 // BindingOf returns the Binding of kind k in ctx, or nil.
 func BindingOf(ctx context.Context, k *RawKind) *Binding {
-	bs, _ := ctx.Value(bindingsKey{}).([]*Binding)
-	for i := len(bs) - 1; i >= 0; i-- {
-		if bs[i].kind == k {
-			return bs[i]
+	switch v := ctx.Value(bindingsKey{}).(type) {
+	case *Binding:
+		if v.kind == k {
+			return v
+		}
+	case []*Binding:
+		for i := len(v) - 1; i >= 0; i-- {
+			if v[i].kind == k {
+				return v[i]
+			}
 		}
 	}
 	return nil

@@ -82,7 +82,7 @@ func (b *Binding) openLocked() {
 
 // clientUpdate runs fn on the client-side value and seals the result. The
 // writes of one request run one at a time; fn runs without b.mu.
-func (b *Binding) clientUpdate(ctx context.Context, fn actors.UpdateFunc) actors.Result {
+func (b *Binding) clientUpdate(ctx context.Context, fn actors.Updater) actors.Result {
 	if err := ctx.Err(); err != nil {
 		return actors.Result{Status: actors.Canceled, Err: err}
 	}

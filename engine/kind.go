@@ -364,11 +364,19 @@ func (k *Kind[T]) Set(ctx context.Context, v T) error {
 	if err != nil {
 		return err
 	}
-	next := actors.Value{Data: data, Memo: k.remember(v)}
-	return errOf(b.update(ctx, func(actors.Value, bool) (actors.Value, bool, error) {
-		return next, true, nil
-	}))
+	u := &setUpdate{next: actors.Value{Data: data, Memo: k.remember(v)}}
+	u.op.Code, u.op.Fn = actors.OpUpdate, u
+	return errOf(b.update(ctx, &u.op))
 }
+
+// setUpdate is Set's operation and its function, in one allocation.
+type setUpdate struct {
+	op   actors.Op
+	next actors.Value
+}
+
+// Update implements actors.Updater.
+func (u *setUpdate) Update(actors.Value, bool) (actors.Value, bool, error) { return u.next, true, nil }
 
 // Update runs fn on the current request's session value inside the
 // session's actor and stores the result: read-modify-write is atomic with
@@ -383,69 +391,96 @@ func (k *Kind[T]) Set(ctx context.Context, v T) error {
 // Update, ... of this kind for this request, or the byte-level API on its
 // ID): those return ErrReentrant at once. Operations on other sessions are
 // allowed, but return ErrReentrant if that session is itself inside its
-// update function at that moment (waiting could close a cycle).
+// update function at that moment (waiting could close a cycle). With a
+// storage shared by several instances (Redis) fn may run more than once:
+// after a conflicting write elsewhere it runs again on the newer value.
 func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (T, error) {
 	var zero T
 	b, err := k.binding(ctx)
 	if err != nil {
 		return zero, err
 	}
-	var v T
-	res := b.update(ctx, func(old actors.Value, exists bool) (actors.Value, bool, error) {
-		var cur T
-		if exists {
-			cur, _ = k.current(old)
-		}
-		if err := fn(&cur); err != nil {
-			return actors.Value{}, false, err
-		}
-		data, err := k.raw.codec.Marshal(&cur)
-		if err != nil {
-			return actors.Value{}, false, err
-		}
-		v = cur
-		return actors.Value{Data: data, Memo: k.remember(cur)}, true, nil
-	})
-	if err := errOf(res); err != nil {
+	u := &typedUpdate[T]{k: k, fn: fn}
+	u.op.Code, u.op.Fn = actors.OpUpdate, u
+	if err := errOf(b.update(ctx, &u.op)); err != nil {
 		return zero, err
 	}
-	return v, nil
+	return u.out, nil
+}
+
+// typedUpdate is Update's operation, its function and its result, in one
+// allocation.
+type typedUpdate[T any] struct {
+	op  actors.Op
+	k   *Kind[T]
+	fn  func(*T) error
+	out T
+}
+
+// Update implements actors.Updater.
+func (u *typedUpdate[T]) Update(old actors.Value, exists bool) (actors.Value, bool, error) {
+	var cur T
+	if exists {
+		cur, _ = u.k.current(old)
+	}
+	if err := u.fn(&cur); err != nil {
+		return actors.Value{}, false, err
+	}
+	data, err := u.k.raw.codec.Marshal(&cur)
+	if err != nil {
+		return actors.Value{}, false, err
+	}
+	u.out = cur
+	return actors.Value{Data: data, Memo: u.k.remember(cur)}, true, nil
 }
 
 // GetOrSet returns the current request's session value; if the request has
-// none, it stores the value returned by create (called at most once, inside
-// the session's actor, with Update's rules) and returns that.
+// none, it stores the value returned by create (called inside the
+// session's actor, with Update's rules; at most once but after a
+// conflicting write elsewhere) and returns that.
 func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (T, error) {
 	var zero T
 	b, err := k.binding(ctx)
 	if err != nil {
 		return zero, err
 	}
-	var created T
-	var made bool
-	res := b.update(ctx, func(old actors.Value, exists bool) (actors.Value, bool, error) {
-		made = false // the function may run again after a conflict
-		if exists {
-			if cur, ok := k.current(old); ok {
-				return actors.Value{Memo: k.remember(cur)}, false, nil
-			}
-		}
-		created = create()
-		data, err := k.raw.codec.Marshal(&created)
-		if err != nil {
-			return actors.Value{}, false, err
-		}
-		made = true
-		return actors.Value{Data: data, Memo: k.remember(created)}, true, nil
-	})
+	u := &getOrSetUpdate[T]{k: k, create: create}
+	u.op.Code, u.op.Fn = actors.OpUpdate, u
+	res := b.update(ctx, &u.op)
 	if err := errOf(res); err != nil {
 		return zero, err
 	}
-	if made {
-		return created, nil
+	if u.made {
+		return u.created, nil
 	}
 	v, _ := k.current(res.Value)
 	return v, nil
+}
+
+// getOrSetUpdate is GetOrSet's operation and its function.
+type getOrSetUpdate[T any] struct {
+	op      actors.Op
+	k       *Kind[T]
+	create  func() T
+	created T
+	made    bool
+}
+
+// Update implements actors.Updater.
+func (u *getOrSetUpdate[T]) Update(old actors.Value, exists bool) (actors.Value, bool, error) {
+	u.made = false // the function may run again after a conflict
+	if exists {
+		if cur, ok := u.k.current(old); ok {
+			return actors.Value{Memo: u.k.remember(cur)}, false, nil
+		}
+	}
+	u.created = u.create()
+	data, err := u.k.raw.codec.Marshal(&u.created)
+	if err != nil {
+		return actors.Value{}, false, err
+	}
+	u.made = true
+	return actors.Value{Data: data, Memo: u.k.remember(u.created)}, true, nil
 }
 
 // Clear ends the current request's session and removes its ID from the

@@ -84,9 +84,9 @@ func (k *RawKind) Create(ctx context.Context, value []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, Fresh: true, Fn: func(actors.Value, bool) (actors.Value, bool, error) {
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, Fresh: true, Fn: actors.UpdateFunc(func(actors.Value, bool) (actors.Value, bool, error) {
 		return actors.Value{Data: v}, true, nil
-	}})
+	})})
 	if err := errOf(res); err != nil {
 		return "", err
 	}
@@ -130,7 +130,7 @@ func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]
 	if err := k.check(id); err != nil {
 		return nil, err
 	}
-	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: func(old actors.Value, _ bool) (actors.Value, bool, error) {
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpUpdate, MustExist: true, Fn: actors.UpdateFunc(func(old actors.Value, _ bool) (actors.Value, bool, error) {
 		v, err := fn(old.Data)
 		if err != nil {
 			return actors.Value{}, false, err
@@ -139,7 +139,7 @@ func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]
 			v = []byte{}
 		}
 		return actors.Value{Data: v}, true, nil
-	}})
+	})})
 	if err := errOf(res); err != nil {
 		return nil, err
 	}

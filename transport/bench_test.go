@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/transport"
 )
 
@@ -20,8 +21,10 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
 // benchSetup returns a request that carries a live session's cookie and the
-// kind, with the middleware around the handler that op builds.
-func benchSetup(tb testing.TB, op func(k *engine.Kind[counter]) http.HandlerFunc) (http.Handler, *http.Request) {
+// kind, with the middleware around the handler that op builds; the kind's
+// storage is a map behind a mutex (a storage that may block), or Memory
+// with memory set.
+func benchSetup(tb testing.TB, op func(k *engine.Kind[counter]) http.HandlerFunc, memory ...bool) (http.Handler, *http.Request) {
 	tb.Helper()
 	eng, err := engine.New(engine.Options{})
 	if err != nil {
@@ -32,7 +35,11 @@ func benchSetup(tb testing.TB, op func(k *engine.Kind[counter]) http.HandlerFunc
 		defer cancel()
 		eng.Close(ctx)
 	})
-	kind, err := engine.Register[counter](eng, "SESSION_ID", engine.KindOptions{Storage: newMapStorage()})
+	st := newMapStorage()
+	if len(memory) > 0 && memory[0] {
+		st = storage.NewMemory(storage.MemoryOptions{})
+	}
+	kind, err := engine.Register[counter](eng, "SESSION_ID", engine.KindOptions{Storage: st})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -70,16 +77,21 @@ var benchOps = []struct {
 	}},
 }
 
+// BenchmarkMiddleware: a request through the middleware on a warm
+// session, with Memory and with a storage that may block (a map behind a
+// mutex, so that only the engine's hand-offs are measured).
 func BenchmarkMiddleware(b *testing.B) {
-	for _, bo := range benchOps {
-		b.Run(bo.name, func(b *testing.B) {
-			h, req := benchSetup(b, bo.op)
-			w := &discardWriter{h: make(http.Header)}
-			b.ReportAllocs()
-			for b.Loop() {
-				clear(w.h)
-				h.ServeHTTP(w, req)
-			}
-		})
+	for _, st := range []string{"memory", "blocking"} {
+		for _, bo := range benchOps {
+			b.Run(st+"/"+bo.name, func(b *testing.B) {
+				h, req := benchSetup(b, bo.op, st == "memory")
+				w := &discardWriter{h: make(http.Header)}
+				b.ReportAllocs()
+				for b.Loop() {
+					clear(w.h)
+					h.ServeHTTP(w, req)
+				}
+			})
+		}
 	}
 }
