@@ -49,6 +49,9 @@ const (
 	Reentrant
 	// FnFailed: the update function returned Err. Nothing was applied.
 	FnFailed
+	// Renewed: the ID was renewed before the operation's request began;
+	// nothing was applied, and the answer says nothing of the new ID.
+	Renewed
 )
 
 // Value is a session value as an actor holds it: the stored bytes and,
@@ -90,6 +93,12 @@ type Op struct {
 	MustExist bool
 	// Fn is OpUpdate's function.
 	Fn Updater
+	// Admitted is when the request asking for the operation began, Unix ns
+	// on the engine's clock: an operation that reaches a renewed session
+	// through its old ID is served only if its request began before the
+	// renewal (it was in flight then). 0: no such check (Invalidate by ID
+	// follows every renewal).
+	Admitted int64
 
 	ctx   context.Context
 	kind  *Kind
@@ -120,8 +129,7 @@ const commitGrace = 25 * time.Millisecond
 
 // Result is the answer to an Op.
 type Result struct {
-	// ID is the session's ID after the operation: the asked one, or the ID
-	// it was renewed to.
+	// ID is, for OpRenew, the session's new ID.
 	ID string
 	// Value is the session's value; read-only, shared with the actor.
 	Value Value

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steward-sessions/steward/internal/record"
 	"github.com/steward-sessions/steward/storage"
 	"go.uber.org/goleak"
 )
@@ -27,13 +28,13 @@ func TestPanicOutsideFnAnswered(t *testing.T) {
 		}}
 	sys.AddKind(k)
 	ctx := context.Background()
-	res := sys.Do(ctx, k, "abc", &Op{Code: OpUpdate, Fresh: true, Fn: setTo("v")})
+	res := sys.Do(ctx, k, record.DigestOf("abc"), &Op{Code: OpUpdate, Fresh: true, Fn: setTo("v")})
 	if res.Status != OK {
 		t.Fatal(res.Status, res.Err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res = sys.Do(rctx, k, "abc", &Op{Code: OpRenew})
+	res = sys.Do(rctx, k, record.DigestOf("abc"), &Op{Code: OpRenew})
 	t.Logf("Renew: %+v", res)
 	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel2()

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ func (sa *sessionActor) backOff(op *Op, attempt int, now int64) bool {
 		return false
 	}
 	sa.expire(op.ctx, now)
-	if sa.alias != "" {
+	if sa.aliased {
 		sa.forward(op)
 		return false
 	}
@@ -61,8 +62,8 @@ type passivate struct{ final bool }
 type sessionActor struct {
 	sys          *System
 	kind         *Kind
-	id           string
-	hash         uint64
+	d            record.Digest // the session's identity
+	id           string        // its name at rest: d.StorageID()
 	shard        *shard
 	entry        *entry
 	storageReply chan storageResult // reused: one storage call at a time
@@ -70,8 +71,10 @@ type sessionActor struct {
 
 	loaded  bool   // the stored state has been read
 	exists  bool   // a live value is held
-	alias   string // non-empty: renewed to this ID, operations forward there
-	created int64  // Unix ns
+	aliased bool          // renewed: operations forward to alias
+	alias   record.Digest // the session it was renewed to
+	renewed int64         // when it was renewed, Unix ns
+	created int64         // Unix ns
 	expires int64  // Unix ns, 0 for none: the exact sliding expiry
 	stored  int64  // the expiry last written to the storage
 	val     Value  // the value, when exists; val.Data is rec's payload
@@ -135,7 +138,7 @@ func (sa *sessionActor) safely(op *Op, f func()) {
 // a flood of unknown IDs costs no lasting actor.
 func (sa *sessionActor) afterOp(c actor.Context) {
 	e := sa.entry
-	if !sa.finalPending && (sa.exists || sa.alias != "") {
+	if !sa.finalPending && (sa.exists || sa.aliased) {
 		sa.publishInline()
 		e.pending.Add(-1)
 		return
@@ -165,7 +168,7 @@ func (sa *sessionActor) afterOp(c actor.Context) {
 // stored-Idle+touch at the earliest).
 func (sa *sessionActor) publishInline() {
 	k := sa.kind
-	if k.inline || k.versioned != nil || !sa.loaded || !sa.exists || sa.alias != "" {
+	if k.inline || k.versioned != nil || !sa.loaded || !sa.exists || sa.aliased {
 		sa.entry.inlineUntil.Store(0)
 		return
 	}
@@ -263,21 +266,21 @@ func (sa *sessionActor) handle(op *Op) {
 		}
 	}
 	sa.expire(op.ctx, now)
-	if sa.alias != "" {
+	if sa.aliased {
 		sa.forward(op)
 		return
 	}
 	switch op.Code {
 	case OpGet:
 		if !sa.exists {
-			sa.finish(op, Result{ID: sa.id})
+			sa.finish(op, Result{})
 			return
 		}
 		// The answer is what was read; a touch that conflicts with another
 		// instance's write does not change it.
 		val := sa.val
 		refreshed := sa.touch(op.ctx, now)
-		sa.finish(op, Result{ID: sa.id, Value: val, Found: true, Refreshed: refreshed})
+		sa.finish(op, Result{Value: val, Found: true, Refreshed: refreshed})
 	case OpUpdate:
 		sa.update(op, now)
 	case OpInvalidate:
@@ -288,7 +291,7 @@ func (sa *sessionActor) handle(op *Op) {
 			sa.failStorage(op, err)
 			return
 		}
-		sa.finish(op, Result{ID: sa.id})
+		sa.finish(op, Result{})
 	case OpRenew:
 		sa.renew(op, now)
 	default:
@@ -313,10 +316,15 @@ func (sa *sessionActor) update(op *Op, now int64) {
 	reread := false // a Versioned storage was read for this operation
 	for attempt := 1; ; attempt++ {
 		if !sa.exists && op.MustExist {
-			sa.finish(op, Result{ID: sa.id})
+			sa.finish(op, Result{})
 			return
 		}
 		next, write, st, err := sa.runFn(op)
+		if write && sa.exists && bytes.Equal(next.Data, sa.val.Data) {
+			// The same bytes: nothing to write (the expiry slides as for a
+			// read), and the function's memo stays with them.
+			write = false
+		}
 		if st != OK || !write {
 			if sa.kind.versioned != nil && !reread {
 				// Nothing written (or a refusal) means nothing checked the
@@ -329,7 +337,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 					return
 				}
 				sa.expire(op.ctx, now)
-				if sa.alias != "" {
+				if sa.aliased {
 					sa.forward(op)
 					return
 				}
@@ -344,7 +352,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			}
 			val, found := sa.val, sa.exists
 			refreshed := sa.touch(op.ctx, now)
-			sa.finish(op, Result{ID: sa.id, Value: val, Found: found, Refreshed: refreshed})
+			sa.finish(op, Result{Value: val, Found: found, Refreshed: refreshed})
 			return
 		}
 		if !sa.commit(op) {
@@ -364,7 +372,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			op.state.Store(opStarted)
 			sa.expire(op.ctx, now)
 			switch {
-			case sa.alias != "":
+			case sa.aliased:
 				sa.forward(op) // renewed meanwhile
 				return
 			case attempt >= maxConflicts:
@@ -384,7 +392,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
 		next.Data = rec[record.HeaderLen:] // one copy of the bytes, shared with the record
 		sa.exists, sa.val, sa.rec, sa.created, sa.expires, sa.stored = true, next, rec, created, exp, exp
-		sa.finish(op, Result{ID: sa.id, Value: next, Found: true, Refreshed: refreshed})
+		sa.finish(op, Result{Value: next, Found: true, Refreshed: refreshed})
 		return
 	}
 }
@@ -392,7 +400,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 func (sa *sessionActor) renew(op *Op, now int64) {
 	for attempt := 1; ; attempt++ {
 		if !sa.exists {
-			sa.finish(op, Result{ID: sa.id})
+			sa.finish(op, Result{})
 			return
 		}
 		newID, err := sa.kind.NewID()
@@ -403,11 +411,13 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		if !sa.commit(op) {
 			return
 		}
+		newD := record.DigestOf(newID)
+		newKey := newD.StorageID()
 		exp := sa.kind.Expiry.Expiry(sa.created, now)
 		rec := record.Encode(record.Record{Created: sa.created, Expires: exp, Payload: sa.val.Data})
 		// With a Versioned storage, the new ID is written only if nothing
 		// is stored there (version 0).
-		if _, err := sa.storageCall(op.ctx, stWrite, newID, rec, exp, 0); err != nil {
+		if _, err := sa.storageCall(op.ctx, stWrite, newKey, rec, exp, 0); err != nil {
 			sa.failStorage(op, err)
 			return
 		}
@@ -420,10 +430,10 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 			if exp != 0 && exp < aliasExp {
 				aliasExp = exp
 			}
-			alias := record.Encode(record.Record{Alias: true, Created: sa.created, Expires: aliasExp, Payload: []byte(newID)})
+			alias := record.Encode(record.Record{Alias: true, Created: now, Expires: aliasExp, Payload: newD[:]})
 			if err = sa.writeOwn(op.ctx, alias, aliasExp); err == nil {
 				sa.forget()
-				sa.alias, sa.expires, sa.stored = newID, aliasExp, aliasExp
+				sa.aliased, sa.alias, sa.renewed, sa.expires, sa.stored = true, newD, now, aliasExp, aliasExp
 			}
 		} else {
 			err = sa.removeOwn(op.ctx)
@@ -434,7 +444,7 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		}
 		// The value lives under both IDs now: drop the new one, so that a
 		// failed renewal leaves one session.
-		if _, derr := sa.storageCall(op.ctx, stDelete, newID, nil, 0, 0); derr != nil {
+		if _, derr := sa.storageCall(op.ctx, stDelete, newKey, nil, 0, 0); derr != nil {
 			sa.sys.log.Error("engine: a failed renewal left an orphan session; it expires on its own",
 				"kind", sa.kind.Name, "error", derr)
 		}
@@ -448,7 +458,7 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		op.state.Store(opStarted)
 		sa.expire(op.ctx, now)
 		switch {
-		case sa.alias != "":
+		case sa.aliased:
 			sa.forward(op) // renewed there already: renew where it went
 			return
 		case attempt >= maxConflicts:
@@ -462,6 +472,15 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 // forward sends op on to the ID this session was renewed to. The target
 // actor answers it.
 func (sa *sessionActor) forward(op *Op) {
+	if op.Code == OpRenew || (op.Admitted != 0 && op.Admitted >= sa.renewed) {
+		// Asked after the renewal through the old ID: the grace is only for
+		// requests already on their way then. Whoever holds the old ID now
+		// has no session here, and must not learn where it went; nor may
+		// anyone holding it renew the session again (which would hand them
+		// the newest ID).
+		sa.finish(op, Result{Status: Renewed})
+		return
+	}
 	target := sa.alias
 	if op.Code == OpInvalidate {
 		// Invalidating an old ID ends the renewed session too; the alias
@@ -476,16 +495,16 @@ func (sa *sessionActor) forward(op *Op) {
 	}
 	op.hops++
 	if op.hops > maxHops {
-		sa.finish(op, Result{ID: sa.id})
+		sa.finish(op, Result{})
 		return
 	}
 	sa.handedOn = true
-	sa.sys.route(sa.kind, target, sa.sys.hash(sa.kind, target), op, false)
+	sa.sys.route(sa.kind, target, op, false)
 }
 
 // forget drops the session state held (not what is stored).
 func (sa *sessionActor) forget() {
-	sa.exists, sa.val, sa.rec, sa.alias, sa.expires, sa.stored = false, Value{}, nil, "", 0, 0
+	sa.exists, sa.val, sa.rec, sa.aliased, sa.expires, sa.stored = false, Value{}, nil, false, 0, 0
 }
 
 // removeOwn deletes the stored state of this ID if it is still the state
@@ -518,7 +537,7 @@ func (sa *sessionActor) remove(ctx context.Context) error {
 
 // expire drops the session if it is past its expiry.
 func (sa *sessionActor) expire(ctx context.Context, now int64) {
-	if (!sa.exists && sa.alias == "") || !record.Expired(sa.expires, now) {
+	if (!sa.exists && !sa.aliased) || !record.Expired(sa.expires, now) {
 		return
 	}
 	err := sa.removeOwn(ctx)
@@ -585,16 +604,14 @@ func (sa *sessionActor) adopt(data []byte, version uint64) {
 		return
 	}
 	rec, err := record.Decode(data)
-	if err == nil && rec.Alias && !storage.ValidID(string(rec.Payload)) {
-		err = record.ErrMalformed
-	}
 	if err != nil {
 		sa.sys.log.Warn("engine: unreadable session record, treated as no session", "kind", sa.kind.Name, "error", err)
 		return
 	}
 	sa.created, sa.expires, sa.stored = rec.Created, rec.Expires, rec.Expires
 	if rec.Alias {
-		sa.alias = string(rec.Payload)
+		sa.aliased, sa.renewed = true, rec.Created
+		copy(sa.alias[:], rec.Payload)
 	} else {
 		sa.exists, sa.val, sa.rec = true, Value{Data: rec.Payload}, data
 	}

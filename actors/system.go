@@ -81,7 +81,7 @@ type System struct {
 
 type key struct {
 	kind int
-	id   string
+	d    record.Digest
 }
 
 // shard is one part of the dispatcher's registry of live session actors.
@@ -163,10 +163,7 @@ func (s *System) AddKind(k *Kind) {
 	if k.versioned == nil {
 		k.keeper = storage.KeeperOf(k.Storage)
 	}
-	k.touch = time.Minute
-	if k.Expiry.Idle > 0 && k.Expiry.Idle/10 < k.touch {
-		k.touch = k.Expiry.Idle / 10
-	}
+	k.touch = k.Expiry.Touch()
 	s.kinds = append(s.kinds, k)
 }
 
@@ -184,25 +181,25 @@ func (s *System) Passivated() int64 { return s.passivated.Load() }
 // the live bound was reached.
 func (s *System) Evicted() int64 { return s.evicted.Load() }
 
-// Hash returns the hash that picks the dispatcher shard of (k, id).
-func (s *System) hash(k *Kind, id string) uint64 {
-	return maphash.String(s.seed, id) ^ uint64(k.index)*0x9e3779b97f4a7c15
+// hash picks the dispatcher shard of (k, d).
+func (s *System) hash(k *Kind, d record.Digest) uint64 {
+	return maphash.Bytes(s.seed, d[:]) ^ uint64(k.index)*0x9e3779b97f4a7c15
 }
 
 func (s *System) sinceStart() int64 { return int64(time.Since(s.started)) }
 
-// Do runs op on the session id of kind k and waits for its result, or for
+// Do runs op on the session of kind k whose ID has digest d and waits for its result, or for
 // ctx. If ctx ends first: an operation that has not reached its first write
 // is never applied (Canceled); one whose write is with the storage
 // completes in the actor, and the caller waits a short grace for it before
 // answering MaybeApplied. A result that is ready is always returned.
-func (s *System) Do(ctx context.Context, k *Kind, id string, op *Op) Result {
+func (s *System) Do(ctx context.Context, k *Kind, d record.Digest, op *Op) Result {
 	if err := ctx.Err(); err != nil {
 		return Result{Status: Canceled, Err: err}
 	}
 	op.ctx, op.kind, op.reply, op.hops, op.now = ctx, k, getReply(), 0, 0
 	op.state.Store(opQueued)
-	switch s.route(k, id, s.hash(k, id), op, true) {
+	switch s.route(k, d, op, true) {
 	case routeClosed:
 		putReply(op.reply)
 		return Result{Status: Closed}
@@ -227,12 +224,12 @@ const (
 	routeReentrant
 )
 
-// route delivers op to the live actor of (k, id), spawning it if needed.
+// route delivers op to the live actor of (k, d), spawning it if needed.
 // With admit, the operation is refused once the shard is closing;
 // forwarded operations were admitted already.
-func (s *System) route(k *Kind, id string, h uint64, op *Op, admit bool) routeResult {
-	sh := &s.shards[h&s.mask]
-	kk := key{k.index, id}
+func (s *System) route(k *Kind, d record.Digest, op *Op, admit bool) routeResult {
+	sh := &s.shards[s.hash(k, d)&s.mask]
+	kk := key{k.index, d}
 	sh.mu.Lock()
 	if admit && sh.closing.Load() {
 		sh.mu.Unlock()
@@ -242,7 +239,7 @@ func (s *System) route(k *Kind, id string, h uint64, op *Op, admit bool) routeRe
 	e := sh.entries[kk]
 	switch {
 	case e == nil:
-		e = s.spawnLocked(sh, k, id, h)
+		e = s.spawnLocked(sh, k, d)
 		evict = s.evictLocked(sh)
 	case e.inFn.Load() && InUpdate():
 		// Asked from inside an update function while this session runs
@@ -264,16 +261,16 @@ func (s *System) route(k *Kind, id string, h uint64, op *Op, admit bool) routeRe
 	return routed
 }
 
-func (s *System) spawnLocked(sh *shard, k *Kind, id string, h uint64) *entry {
+func (s *System) spawnLocked(sh *shard, k *Kind, d record.Digest) *entry {
 	e := &entry{}
-	sa := &sessionActor{sys: s, kind: k, id: id, hash: h, shard: sh, entry: e, storageReply: make(chan storageResult, 1)}
+	sa := &sessionActor{sys: s, kind: k, d: d, id: d.StorageID(), shard: sh, entry: e, storageReply: make(chan storageResult, 1)}
 	e.sa = sa
 	s.sessionsWG.Add(1)
 	s.live.Add(1)
 	s.spawned.Add(1)
 	mb := func() actor.Mailbox { return &fairMailbox{inline: k.inline, e: e, now: s.now} }
 	e.pid = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sa }, actor.WithMailbox(mb)))
-	sh.entries[key{k.index, id}] = e
+	sh.entries[key{k.index, d}] = e
 	if sh.closing.Load() {
 		// Reached by an operation forwarded during Close: it stops once
 		// that is done.
@@ -339,7 +336,7 @@ func (sh *shard) unlinkLocked(e *entry) {
 // removeLocked takes e out of the registry: the next operation on its ID
 // spawns a fresh actor.
 func (sh *shard) removeLocked(e *entry) {
-	k := key{e.sa.kind.index, e.sa.id}
+	k := key{e.sa.kind.index, e.sa.d}
 	if sh.entries[k] == e {
 		delete(sh.entries, k)
 		sh.unlinkLocked(e)

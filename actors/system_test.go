@@ -87,7 +87,7 @@ func testKind(s storage.Storage) *Kind {
 
 func do(t *testing.T, sys *System, k *Kind, id string, op *Op) Result {
 	t.Helper()
-	res := sys.Do(t.Context(), k, id, op)
+	res := sys.Do(t.Context(), k, record.DigestOf(id), op)
 	if res.Status != OK {
 		t.Fatalf("%v on %s: status %d, %v", op.Code, id, res.Status, res.Err)
 	}
@@ -114,13 +114,13 @@ func TestPassivationCalledOffByAnArrival(t *testing.T) {
 	k := testKind(storage.FromBytes(store))
 	sys.AddKind(k)
 	makeDirty(t, sys, k, clock, "a")
-	arrived, release := store.gate("a")
+	arrived, release := store.gate(record.DigestOf("a").StorageID())
 	defer release()
 	// A second session over the bound of one evicts "a", whose flush hangs.
 	do(t, sys, k, "b", &Op{Code: OpUpdate, Fresh: true, Fn: setTo("v-b")})
 	<-arrived
 	got := make(chan Result)
-	go func() { got <- sys.Do(context.Background(), k, "a", &Op{Code: OpGet}) }()
+	go func() { got <- sys.Do(context.Background(), k, record.DigestOf("a"), &Op{Code: OpGet}) }()
 	waitUntil(t, func() bool { return pendingOf(sys, k, "a") == 2 })
 	release()
 	res := <-got
@@ -172,7 +172,7 @@ func TestHandshakeHammer(t *testing.T) {
 	for g := range 32 {
 		wg.Go(func() {
 			for i := range 250 {
-				res := sys.Do(context.Background(), k, ids[(g+i)%len(ids)], &Op{Code: OpUpdate, MustExist: true, Fn: inc})
+				res := sys.Do(context.Background(), k, record.DigestOf(ids[(g+i)%len(ids)]), &Op{Code: OpUpdate, MustExist: true, Fn: inc})
 				if res.Status != OK || !res.Found {
 					t.Errorf("increment: %+v", res)
 					return
@@ -200,12 +200,12 @@ func TestCloseDrainsQueued(t *testing.T) {
 	k := testKind(storage.FromBytes(store))
 	sys.AddKind(k)
 	do(t, sys, k, "a", &Op{Code: OpUpdate, Fresh: true, Fn: setTo("0")})
-	arrived, release := store.gate("a")
+	arrived, release := store.gate(record.DigestOf("a").StorageID())
 	defer release()
 	results := make(chan Result, 3)
 	for i := range 3 {
 		go func() {
-			results <- sys.Do(context.Background(), k, "a", &Op{Code: OpUpdate, MustExist: true, Fn: setTo(strconv.Itoa(i + 1))})
+			results <- sys.Do(context.Background(), k, record.DigestOf("a"), &Op{Code: OpUpdate, MustExist: true, Fn: setTo(strconv.Itoa(i + 1))})
 		}()
 		if i == 0 {
 			<-arrived
@@ -217,7 +217,7 @@ func TestCloseDrainsQueued(t *testing.T) {
 	if err := sys.Close(ctx); err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close with a hung write: %v", err)
 	}
-	if res := sys.Do(t.Context(), k, "b", &Op{Code: OpGet}); res.Status != Closed {
+	if res := sys.Do(t.Context(), k, record.DigestOf("b"), &Op{Code: OpGet}); res.Status != Closed {
 		t.Fatalf("an operation after Close began: %+v", res)
 	}
 	release()
@@ -229,7 +229,7 @@ func TestCloseDrainsQueued(t *testing.T) {
 	if err := sys.Close(t.Context()); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if v := store.value(t, "a"); v != "1" && v != "2" && v != "3" {
+	if v := store.value(t, record.DigestOf("a").StorageID()); v != "1" && v != "2" && v != "3" {
 		t.Fatalf("stored %q", v)
 	}
 	if sys.Live() != 0 {
@@ -238,10 +238,11 @@ func TestCloseDrainsQueued(t *testing.T) {
 }
 
 func pendingOf(sys *System, k *Kind, id string) int32 {
-	sh := &sys.shards[sys.hash(k, id)&sys.mask]
+	d := record.DigestOf(id)
+	sh := &sys.shards[sys.hash(k, d)&sys.mask]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.entries[key{k.index, id}]; e != nil {
+	if e := sh.entries[key{k.index, d}]; e != nil {
 		return e.pending.Load()
 	}
 	return 0

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/steward-sessions/steward/actors"
+	"github.com/steward-sessions/steward/internal/record"
 	"github.com/steward-sessions/steward/storage"
 )
 
@@ -22,31 +24,44 @@ import (
 // response (which takes Outcome).
 type Binding struct {
 	kind *RawKind
+	// admitted is when the request began (the engine's clock, Unix ns):
+	// only requests that began before a renewal reach the session through
+	// the old ID.
+	admitted int64
 	// updating counts the updates of this binding on their way, so that an
 	// operation asked from inside one's function is refused (ErrReentrant)
 	// instead of waiting for itself.
 	updating atomic.Int32
 
-	mu        sync.Mutex // protects the fields below; never held across an operation
-	incoming  bool       // the request carried an ID (well-formed or not)
-	id        string     // the current ID, "" for none
-	changed   bool       // id is new to the client: send it
-	cleared   bool       // the client's ID must go
-	refreshed bool       // the session's expiry moved forward
-	sealed    bool       // Outcome was taken
+	mu        sync.Mutex    // protects the fields below; never held across an operation
+	incoming  bool          // the request carried an ID (well-formed or not)
+	id        string        // the current ID, "" for none
+	d         record.Digest // the digest of id, once digested
+	digested  bool          // d is id's
+	confirmed bool          // an operation found id's session
+	changed   bool          // id is new to the client: send it
+	cleared   bool          // the client's ID must go
+	refreshed bool          // the session's expiry moved forward
+	sealed    bool          // Outcome was taken
 	// creating is closed when the session being created under newID (a
 	// first write of a request that had none) is created or not; nil when
 	// no creation is on its way. Other operations of the binding wait.
 	creating chan struct{}
 	newID    string
+	// candidates are the IDs of a request that carried several under the
+	// kind's name, until the first operation picks the first that has a
+	// session; resolving is closed when it has.
+	candidates []string
+	resolving  chan struct{}
 
 	// Client-side kinds only.
-	sealer  Sealer
-	turn    chan struct{} // one client-side write at a time; made on first use
-	wire    string        // what the client sent, until opened; then what to send
-	opened  bool          // wire was opened
-	value   []byte        // the current value, nil for none
-	created int64         // when the session was created, Unix ns
+	sealer    Sealer
+	turn      chan struct{} // one client-side write at a time; made on first use
+	wire      string        // what the client sent, until opened; then what to send
+	opened    bool          // wire was opened
+	value     []byte        // the current value, nil for none
+	created   int64         // when the session was created, Unix ns
+	sealedExp int64         // the expiry the client's copy carries, Unix ns
 }
 
 // Outcome says what a transport must send back for a Binding.
@@ -57,23 +72,53 @@ type Outcome struct {
 	// Value is, for a client-side kind whose value changed, the sealed
 	// value to send.
 	Value string
-	// Changed says ID is new to the client (first set, renewal, or the
-	// client used an ID that was renewed): it must be sent.
+	// Changed says ID is new to the client (a session created, or renewed,
+	// by this request): it must be sent.
 	Changed bool
 	// Cleared says the client's ID must be removed (cookie expired, header
-	// sent empty). Changed and Cleared are never both true.
+	// sent empty): the request cleared its session, or came with an ID
+	// that has none (unknown, expired, invalidated; not one renewed since
+	// the request began, whose client may hold the new ID under the same
+	// name). Changed and Cleared are never both true.
 	Cleared bool
 	// Refreshed says the session's expiry moved forward: a transport that
 	// carries an expiry (a cookie with Max-Age) should send ID again.
 	Refreshed bool
 }
 
+// maxCandidates bounds the IDs of one request that are looked up (see
+// BindCandidates).
+const maxCandidates = 32
+
 // Bind starts a Binding for a request that carried incoming ("" for none).
 // A malformed incoming ID is dropped here: the request has no session.
 func (k *RawKind) Bind(incoming string) *Binding {
-	b := &Binding{kind: k, incoming: incoming != ""}
+	b := &Binding{kind: k, incoming: incoming != "", admitted: k.eng.now().UnixNano()}
 	if storage.ValidID(incoming) {
 		b.id = incoming
+	}
+	return b
+}
+
+// BindCandidates starts a Binding for a request that carried several IDs
+// for the kind (several cookies of one name: a sibling domain may have
+// planted one). The first operation looks them up in order and keeps the
+// first that has a session, so a planted or stale ID never hides the valid
+// one. Malformed IDs are dropped; at most 32 are looked up.
+func (k *RawKind) BindCandidates(ids []string) *Binding {
+	b := &Binding{kind: k, incoming: len(ids) > 0, admitted: k.eng.now().UnixNano()}
+	var valid []string
+	for _, id := range ids {
+		if storage.ValidID(id) && !slices.Contains(valid, id) && len(valid) < maxCandidates {
+			valid = append(valid, id)
+		}
+	}
+	switch len(valid) {
+	case 0:
+	case 1:
+		b.id = valid[0]
+	default:
+		b.candidates = valid
 	}
 	return b
 }
@@ -83,17 +128,50 @@ func (b *Binding) Kind() *RawKind { return b.kind }
 
 // ID returns the request's current session ID, "" if it has none known to
 // be valid yet. An incoming ID is returned before any operation confirmed
-// it exists.
+// it exists (Kind.ID confirms it).
 func (b *Binding) ID() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.creating != nil {
+		return b.newID
+	}
+	return b.id
+}
+
+// confirmedID returns the request's session ID if the session exists, ""
+// otherwise, reading the session if no operation has yet.
+func (b *Binding) confirmedID(ctx context.Context) string {
+	b.mu.Lock()
+	switch {
+	case b.creating != nil:
+		defer b.mu.Unlock()
+		return b.newID
+	case b.sealer != nil:
+		b.mu.Unlock()
+		return ""
+	case b.confirmed || (b.id == "" && b.candidates == nil):
+		defer b.mu.Unlock()
+		return b.id
+	}
+	b.mu.Unlock()
+	if b.reentrant() {
+		// Inside this binding's own update function: its session is the
+		// one being updated.
+		return b.ID()
+	}
+	b.get(ctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.confirmed {
+		return ""
+	}
 	return b.id
 }
 
 // Outcome returns what the transport must send, and seals the Binding:
-// changes made afterwards cannot reach the client and are logged. Taken
-// while the request's first write is creating its session (from inside
-// the update function, say), it sends the ID being created.
+// later Set, Update, Clear and Renew return ErrTooLate. Taken while the
+// request's first write is creating its session (from inside the update
+// function, say), it sends the ID being created.
 func (b *Binding) Outcome() Outcome {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -108,13 +186,8 @@ func (b *Binding) Outcome() Outcome {
 	return o
 }
 
-// lateLocked logs a change that can no longer reach the client.
-func (b *Binding) lateLocked(what string) {
-	if b.sealed {
-		b.kind.eng.log.Warn("engine: session "+what+" after the response headers were sent; the client will not see it",
-			"kind", b.kind.Name())
-	}
-}
+// tooLate is the answer to a change asked after Outcome.
+var tooLate = actors.Result{Status: actors.FnFailed, Err: ErrTooLate}
 
 // reentrant reports whether the caller is inside one of this binding's
 // update functions (the stack is looked at only while an update of the
@@ -123,38 +196,92 @@ func (b *Binding) reentrant() bool {
 	return b.updating.Load() > 0 && actors.InUpdate()
 }
 
-// currentIDLocked returns the binding's ID once no creation is on its way,
-// waiting for one (with b.mu released) if needed.
-func (b *Binding) currentIDLocked(ctx context.Context) (string, error) {
-	for b.creating != nil {
+// currentIDLocked returns the binding's ID and its digest once no
+// creation or look-up of candidates is on its way, waiting for one (with
+// b.mu released) if needed, or doing the look-up.
+func (b *Binding) currentIDLocked(ctx context.Context) (string, record.Digest, error) {
+	for {
+		if b.candidates != nil {
+			b.resolveLocked(ctx)
+			continue
+		}
 		ch := b.creating
+		if ch == nil {
+			ch = b.resolving
+		}
+		if ch == nil {
+			break
+		}
 		b.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			b.mu.Lock()
-			return "", ctx.Err()
+			return "", record.Digest{}, ctx.Err()
 		}
 		b.mu.Lock()
 	}
-	return b.id, nil
+	if b.id != "" && !b.digested {
+		b.d, b.digested = record.DigestOf(b.id), true
+	}
+	return b.id, b.d, nil
 }
 
-// observeLocked records what an operation's result says about the ID.
-func (b *Binding) observeLocked(res actors.Result) {
-	if res.Status != actors.OK {
+// resolveLocked picks the first candidate that has a session.
+func (b *Binding) resolveLocked(ctx context.Context) {
+	cands := b.candidates
+	b.candidates = nil
+	done := make(chan struct{})
+	b.resolving = done
+	b.mu.Unlock()
+	found := ""
+	var d record.Digest
+	for _, c := range cands {
+		d = record.DigestOf(c)
+		res := b.kind.eng.sys.Do(ctx, b.kind.kind, d, &actors.Op{Code: actors.OpGet, Admitted: b.admitted})
+		if res.Status == actors.OK && res.Found {
+			found = c
+			break
+		}
+	}
+	b.mu.Lock()
+	b.resolving = nil
+	close(done)
+	if found != "" {
+		b.id, b.d, b.digested, b.confirmed = found, d, true, true
+	} else {
+		b.cleared = true // none is ours
+	}
+}
+
+// do runs op on the session whose digest is d, as asked by this request.
+func (b *Binding) do(ctx context.Context, d record.Digest, op *actors.Op) actors.Result {
+	op.Admitted = b.admitted
+	return b.kind.eng.sys.Do(ctx, b.kind.kind, d, op)
+}
+
+// observeLocked records what an operation on id says about the session.
+func (b *Binding) observeLocked(id string, res actors.Result) {
+	if res.Status != actors.OK || b.id != id {
 		return
 	}
-	if res.ID != "" && res.ID != b.id && res.Found {
-		// Reached through a renewed ID, or a new session: the client must
-		// learn the current ID.
-		b.id = res.ID
-		b.changed, b.cleared = true, false
-		b.lateLocked("ID changed")
+	if res.Found {
+		b.confirmed = true
+	} else if !b.changed {
+		// Unknown, expired or invalidated: the client's ID is not ours.
+		b.id, b.digested, b.confirmed = "", false, false
+		b.cleared = b.incoming
 	}
 	if res.Refreshed {
 		b.refreshed = true
 	}
+}
+
+// setNewIDLocked makes id, a session this request created or renewed to,
+// the binding's ID, to be sent to the client.
+func (b *Binding) setNewIDLocked(id string) {
+	b.id, b.digested, b.confirmed = id, false, true
+	b.changed, b.cleared = true, false
 }
 
 // get reads the request's session.
@@ -166,9 +293,10 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 	if b.sealer != nil {
 		defer b.mu.Unlock()
 		b.openLocked()
+		b.slideClientLocked()
 		return actors.Result{Value: actors.Value{Data: b.value}, Found: b.value != nil}
 	}
-	id, err := b.currentIDLocked(ctx)
+	id, d, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {
 		return actors.Result{Status: actors.Canceled, Err: err}
@@ -176,13 +304,10 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 	if id == "" {
 		return actors.Result{}
 	}
-	res := b.kind.do(ctx, id, &actors.Op{Code: actors.OpGet})
+	res := b.do(ctx, d, &actors.Op{Code: actors.OpGet})
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if res.Status == actors.OK && !res.Found && b.id == id {
-		b.id = "" // unknown or expired: the client's ID is not ours
-	}
-	b.observeLocked(res)
+	b.observeLocked(id, res)
 	return res
 }
 
@@ -206,19 +331,23 @@ func (b *Binding) update(ctx context.Context, op *actors.Op) actors.Result {
 
 func (b *Binding) serverUpdate(ctx context.Context, op *actors.Op) actors.Result {
 	b.mu.Lock()
-	id, err := b.currentIDLocked(ctx)
+	if b.sealed {
+		b.mu.Unlock()
+		return tooLate
+	}
+	id, d, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {
 		return actors.Result{Status: actors.Canceled, Err: err}
 	}
 	if id != "" {
 		op.Fresh, op.MustExist = false, true
-		res := b.kind.do(ctx, id, op)
+		res := b.do(ctx, d, op)
+		b.mu.Lock()
+		b.observeLocked(id, res)
+		b.mu.Unlock()
 		if res.Status != actors.OK || res.Found {
-			b.mu.Lock()
-			b.observeLocked(res)
-			b.mu.Unlock()
-			return res
+			return res // an error, ErrRenewed included, creates nothing
 		}
 	}
 	return b.create(ctx, id, op)
@@ -232,12 +361,16 @@ func (b *Binding) create(ctx context.Context, stale string, op *actors.Op) actor
 		return actors.Result{Status: actors.FnFailed, Err: err}
 	}
 	b.mu.Lock()
-	if _, err := b.currentIDLocked(ctx); err != nil {
+	if _, _, err := b.currentIDLocked(ctx); err != nil {
 		b.mu.Unlock()
 		return actors.Result{Status: actors.Canceled, Err: err}
 	}
-	if b.id != stale {
-		// Another operation of this request changed the ID meanwhile: act
+	switch {
+	case b.sealed:
+		b.mu.Unlock()
+		return tooLate
+	case b.id != "" && b.id != stale:
+		// Another operation of this request made a session meanwhile: act
 		// on that.
 		b.mu.Unlock()
 		return b.serverUpdate(ctx, op)
@@ -246,14 +379,16 @@ func (b *Binding) create(ctx context.Context, stale string, op *actors.Op) actor
 	b.creating, b.newID = done, newID
 	b.mu.Unlock()
 	op.Fresh, op.MustExist = true, false
-	res := b.kind.do(ctx, newID, op)
+	res := b.do(ctx, record.DigestOf(newID), op)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.creating, b.newID = nil, ""
 	close(done)
 	if res.Status == actors.OK && res.Found {
-		b.id = ""
-		b.observeLocked(res)
+		b.setNewIDLocked(newID)
+		if res.Refreshed {
+			b.refreshed = true
+		}
 	}
 	return res
 }
@@ -265,33 +400,35 @@ func (b *Binding) clear(ctx context.Context) error {
 		return ErrReentrant
 	}
 	b.mu.Lock()
+	if b.sealed {
+		b.mu.Unlock()
+		return ErrTooLate
+	}
 	if b.sealer != nil {
 		defer b.mu.Unlock()
 		b.openLocked()
 		if b.incoming || b.changed || b.value != nil {
 			b.cleared = true
-			b.lateLocked("cleared")
 		}
 		b.value, b.changed, b.wire = nil, false, ""
 		return nil
 	}
-	id, err := b.currentIDLocked(ctx)
+	id, d, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	if id != "" {
-		if err := errOf(b.kind.do(ctx, id, &actors.Op{Code: actors.OpInvalidate})); err != nil {
-			return err
+		if err := errOf(b.do(ctx, d, &actors.Op{Code: actors.OpInvalidate})); err != nil {
+			return err // ErrRenewed: the session went elsewhere; the cookie stays
 		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.incoming || b.changed || b.id != "" {
 		b.cleared = true
-		b.lateLocked("cleared")
 	}
-	b.id = ""
+	b.id, b.digested, b.confirmed = "", false, false
 	b.changed, b.refreshed = false, false
 	return nil
 }
@@ -301,18 +438,22 @@ func (b *Binding) renew(ctx context.Context) error {
 	if b.reentrant() {
 		return ErrReentrant
 	}
+	b.mu.Lock()
+	if b.sealed {
+		b.mu.Unlock()
+		return ErrTooLate
+	}
 	if b.sealer != nil {
 		// A client-side session has no ID to fixate; renewing seals the
 		// value again (a fresh nonce under encryption).
-		return errOf(b.clientUpdate(ctx, actors.UpdateFunc(func(cur actors.Value, exists bool) (actors.Value, bool, error) {
-			if !exists {
-				return actors.Value{}, false, ErrNoSession
-			}
-			return cur, true, nil
-		})))
+		defer b.mu.Unlock()
+		b.openLocked()
+		if b.value == nil {
+			return ErrNoSession
+		}
+		return errOf(b.clientStoreLocked(b.value))
 	}
-	b.mu.Lock()
-	id, err := b.currentIDLocked(ctx)
+	id, d, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {
 		return err
@@ -320,16 +461,17 @@ func (b *Binding) renew(ctx context.Context) error {
 	if id == "" {
 		return ErrNoSession
 	}
-	res := b.kind.do(ctx, id, &actors.Op{Code: actors.OpRenew})
+	res := b.do(ctx, d, &actors.Op{Code: actors.OpRenew})
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if err := errOf(res); err != nil {
 		return err
 	}
 	if !res.Found {
+		b.observeLocked(id, res)
 		return ErrNoSession
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.observeLocked(res)
+	b.setNewIDLocked(res.ID)
 	return nil
 }
 

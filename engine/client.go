@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 
@@ -38,16 +39,16 @@ var (
 
 // openClient checks the record and the age of a client-side value: its
 // sealed expiry, and the kind's lifetime as configured now.
-func (k *RawKind) openClient(b []byte, now int64) (created int64, value []byte, err error) {
+func (k *RawKind) openClient(b []byte, now int64) (record.Record, error) {
 	rec, err := record.Decode(b)
 	if err != nil || rec.Alias {
-		return 0, nil, errClientFrame
+		return record.Record{}, errClientFrame
 	}
 	lifetime := record.Policy{Lifetime: k.kind.Expiry.Lifetime}.Expiry(rec.Created, now)
 	if record.Expired(rec.Expires, now) || record.Expired(lifetime, now) {
-		return 0, nil, errClientExpired
+		return record.Record{}, errClientExpired
 	}
-	return rec.Created, rec.Payload, nil
+	return rec, nil
 }
 
 // BindClient starts a Binding for a request of a client-side kind that
@@ -71,7 +72,9 @@ func (b *Binding) openLocked() {
 	}
 	payload, err := b.sealer.Open(b.wire)
 	if err == nil {
-		b.created, b.value, err = b.kind.openClient(payload, b.kind.eng.now().UnixNano())
+		var rec record.Record
+		rec, err = b.kind.openClient(payload, b.kind.eng.now().UnixNano())
+		b.created, b.value, b.sealedExp = rec.Created, rec.Payload, rec.Expires
 	}
 	if err != nil {
 		b.kind.eng.log.Debug("engine: client-side session value rejected", "kind", b.kind.Name(), "error", err)
@@ -99,6 +102,10 @@ func (b *Binding) clientUpdate(ctx context.Context, fn actors.Updater) actors.Re
 		return actors.Result{Status: actors.Canceled, Err: ctx.Err()}
 	}
 	b.mu.Lock()
+	if b.sealed {
+		b.mu.Unlock()
+		return tooLate
+	}
 	b.openLocked()
 	cur := b.value
 	b.mu.Unlock()
@@ -108,10 +115,32 @@ func (b *Binding) clientUpdate(ctx context.Context, fn actors.Updater) actors.Re
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !write {
+	if b.sealed {
+		return tooLate
+	}
+	if !write || (b.value != nil && bytes.Equal(next.Data, b.value)) {
+		// Nothing new to send, but the sliding expiry.
+		b.slideClientLocked()
 		return actors.Result{Value: actors.Value{Data: b.value}, Found: b.value != nil}
 	}
 	return b.clientStoreLocked(next.Data)
+}
+
+// slideClientLocked reseals the client-side value when its idle expiry
+// moved by the kind's touch interval since it was sealed, so that a
+// session that is only read stays alive on the client: reads slide the
+// idle timeout too, at the cost of one Set-Cookie per interval.
+func (b *Binding) slideClientLocked() {
+	if b.value == nil || b.sealed || b.kind.kind.Expiry.Idle <= 0 {
+		return
+	}
+	p := b.kind.kind.Expiry
+	if p.Expiry(b.created, b.kind.eng.now().UnixNano())-b.sealedExp < int64(p.Touch()) {
+		return
+	}
+	if res := b.clientStoreLocked(b.value); res.Status != actors.OK {
+		b.kind.eng.log.Warn("engine: resealing a client-side session", "kind", b.kind.Name(), "error", res.Err)
+	}
 }
 
 func (b *Binding) clientStoreLocked(v []byte) actors.Result {
@@ -125,7 +154,6 @@ func (b *Binding) clientStoreLocked(v []byte) actors.Result {
 	if err != nil {
 		return actors.Result{Status: actors.FnFailed, Err: err}
 	}
-	b.lateLocked("changed")
-	b.value, b.created, b.wire, b.changed, b.cleared = v, created, wire, true, false
+	b.value, b.created, b.sealedExp, b.wire, b.changed, b.cleared = v, created, exp, wire, true, false
 	return actors.Result{Value: actors.Value{Data: v}, Found: true}
 }

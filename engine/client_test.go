@@ -141,12 +141,19 @@ func TestClientSideKind(t *testing.T) {
 	}
 	_ = carts.Set(ctx, counter{N: 2})
 	first := out().Value
+	if err := carts.Set(ctx, counter{N: 3}); !errors.Is(err, engine.ErrTooLate) {
+		t.Fatalf("Set after the outcome was taken: %v", err)
+	}
+	b, out = request(first)
+	ctx = engine.WithBindings(t.Context(), b)
 	if err := carts.Renew(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if o := out(); !o.Changed || o.Value == "" {
 		t.Fatalf("Renew must reseal: %+v", o)
 	}
+	b, out = request(first)
+	ctx = engine.WithBindings(t.Context(), b)
 	if err := carts.Clear(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -29,9 +29,10 @@ func newGateStore() *gateStore {
 	return &gateStore{mapStore: newMapStore(), gates: map[string]chan struct{}{}, hit: map[string]chan struct{}{}}
 }
 
-// gate makes the next calls of op on id wait until release is called; the
-// returned channel is closed when such a call has arrived.
+// gate makes the next calls of op on session id wait until release is
+// called; the returned channel is closed when such a call has arrived.
 func (s *gateStore) gate(op, id string) (arrived <-chan struct{}, release func()) {
+	id = engine.StorageKey(id) // what the storage sees
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, h := make(chan struct{}), make(chan struct{})

@@ -183,8 +183,9 @@ type KindOptions struct {
 	// travels to the client. Nil makes a client-side kind: the whole value
 	// travels to the client, signed or encrypted by the transport's
 	// transformers, and no actor or storage is involved. For a client-side
-	// kind IdleTimeout counts from the last write (reads do not resend the
-	// value), and RenewGrace and NewID do not apply. A storage that wraps a
+	// kind IdleTimeout slides on reads too (the value is resealed, and its
+	// cookie sent again, once its expiry moved by a tenth of the idle
+	// timeout, at most a minute), and RenewGrace and NewID do not apply. A storage that wraps a
 	// storage.Versioned one (Redis) without reporting that capability is
 	// refused with ErrConfig: its writes would silently lose the
 	// compare-and-set (see storage.CheckVersioned).
@@ -201,9 +202,11 @@ type KindOptions struct {
 	// it is (OWASP's absolute timeout). Zero: 24 hours. Negative: none.
 	Lifetime time.Duration
 
-	// RenewGrace is how long the old ID keeps answering after Renew, so
-	// requests already in flight with it do not lose the session. Zero: 30
-	// seconds. Negative: the old ID ends at once.
+	// RenewGrace is how long the old ID keeps reaching the session after
+	// Renew for the requests that were already in flight with it when the
+	// session was renewed, so they do not lose their work; they never
+	// learn the new ID, and requests that begin after the renewal get
+	// ErrRenewed. Zero: 30 seconds. Negative: the old ID ends at once.
 	RenewGrace time.Duration
 
 	// NewID generates session IDs. Its IDs must be unguessable and made of

@@ -194,9 +194,11 @@ func TestCloseDrains(t *testing.T) {
 	}
 }
 
-// TestRenewUnderConcurrentRequests: increments keep coming with the old ID
-// while the session is renewed several times; none is lost, the old IDs
-// reach the session during the grace period and not after it.
+// TestRenewUnderConcurrentRequests: 16 writers increment while the
+// session is renewed 10 times; a writer whose increment is refused with
+// ErrRenewed (its ID was renewed before the call began) picks up the
+// current ID and retries. Every increment counts exactly once; old IDs
+// answer ErrRenewed during the grace period and have no session after it.
 func TestRenewUnderConcurrentRequests(t *testing.T) {
 	clock := newFakeClock()
 	eng := newEngine(t, engine.Options{Now: clock.Now})
@@ -205,14 +207,25 @@ func TestRenewUnderConcurrentRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var current atomic.Pointer[string]
+	current.Store(&first)
 	const workers, each, renewals = 16, 300, 10
+	var refused atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				if _, err := k.Update(t.Context(), first, incr); err != nil {
-					t.Error(err)
-					return
+				for {
+					_, err := k.Update(t.Context(), *current.Load(), incr)
+					if errors.Is(err, engine.ErrRenewed) {
+						refused.Add(1)
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					break
 				}
 			}
 		})
@@ -224,14 +237,18 @@ func TestRenewUnderConcurrentRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
+		current.Store(&id)
 	}
 	wg.Wait()
+	t.Logf("%d increments refused and retried", refused.Load())
 	latest := ids[len(ids)-1]
 	if got := count(t, k, latest); got != workers*each {
 		t.Fatalf("count = %d, want %d", got, workers*each)
 	}
-	if got := count(t, k, first); got != workers*each {
-		t.Fatalf("through the first ID: %d, want %d", got, workers*each)
+	for _, id := range ids[:len(ids)-1] {
+		if _, err := k.Load(t.Context(), id); !errors.Is(err, engine.ErrRenewed) {
+			t.Fatalf("old ID within the grace period: %v, want ErrRenewed", err)
+		}
 	}
 	clock.Advance(31 * time.Second)
 	for _, id := range ids[:len(ids)-1] {
@@ -244,8 +261,8 @@ func TestRenewUnderConcurrentRequests(t *testing.T) {
 	}
 }
 
-// TestRenewTyped: Renew through a binding sends the new ID; a request
-// with the old ID learns the new one.
+// TestRenewTyped: Renew through a binding sends the new ID; a later
+// request with the old ID gets ErrRenewed and learns nothing.
 func TestRenewTyped(t *testing.T) {
 	eng := newEngine(t, engine.Options{})
 	k, err := engine.Register[counter](eng, "S", engine.KindOptions{Storage: storage.FromBytes(newMapStore())})
@@ -269,11 +286,11 @@ func TestRenewTyped(t *testing.T) {
 	}
 	b3 := k.Raw().Bind(old)
 	v, ok, err := k.Get(engine.WithBindings(t.Context(), b3))
-	if err != nil || !ok || v.N != 7 {
-		t.Fatalf("Get with the old ID: %+v %v %v", v, ok, err)
+	if !errors.Is(err, engine.ErrRenewed) || ok {
+		t.Fatalf("Get with the old ID, after the renewal: %+v %v %v; want ErrRenewed", v, ok, err)
 	}
-	if o := b3.Outcome(); !o.Changed || o.ID != out.ID {
-		t.Fatalf("a request with the old ID should learn the new one: %+v", o)
+	if o := b3.Outcome(); o.Changed || o.Cleared || o.ID == out.ID {
+		t.Fatalf("a request with the old ID must learn nothing and clear nothing: %+v", o)
 	}
 	if err := k.Renew(engine.WithBindings(t.Context(), k.Raw().Bind(""))); !errors.Is(err, engine.ErrNoSession) {
 		t.Fatalf("Renew without a session: %v", err)
@@ -543,6 +560,8 @@ func TestTypedOperations(t *testing.T) {
 	if eng.Stats().Spawned != 0 {
 		t.Fatalf("a request with no ID spawned %d actors", eng.Stats().Spawned)
 	}
+	b = k.Raw().Bind("") // Outcome sealed the first: a new request
+	ctx = engine.WithBindings(t.Context(), b)
 	calls := 0
 	v, err := k.GetOrSet(ctx, func() counter { calls++; return counter{N: 3} })
 	if err != nil || v.N != 3 {

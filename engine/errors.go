@@ -48,6 +48,27 @@ var (
 	// their write return the context's error alone: they were not applied.
 	ErrMaybeApplied = errors.New("engine: the operation may have been applied")
 
+	// ErrRenewed is returned by an operation that reached its session
+	// through an ID the session was renewed away from (Renew, on login)
+	// after the operation's request began: nothing was applied, no session
+	// was created, and the response sends no cookie (the client may hold
+	// the new ID under the same name). Requests already in flight at the
+	// renewal complete against the session for the kind's RenewGrace; this
+	// is for the ones that came later, typically a browser's request that
+	// raced the login response. Answer 409 Conflict and have the client
+	// retry: by then it sends the new ID. Across engine instances the
+	// renewal time and the request's start are read on different clocks:
+	// a request that began up to their difference after the renewal, on an
+	// instance whose clock is behind, is still served; it never learns the
+	// new ID.
+	ErrRenewed = errors.New("engine: the session ID was renewed; retry with the new one")
+
+	// ErrTooLate is returned by Set, Update, GetOrSet, Clear and Renew once the response's headers were sent (the
+	// transport took the Binding's Outcome): the change could not reach the
+	// client, so nothing is changed. Ktor throws TooLateSessionSetException
+	// for the same mistake.
+	ErrTooLate = errors.New("engine: session changed after the response headers were sent")
+
 	// ErrKindExists is returned by Register for a second kind with the same
 	// name or the same Go type.
 	ErrKindExists = errors.New("engine: session kind already registered")
@@ -80,6 +101,8 @@ func errOf(res actors.Result) error {
 		return fmt.Errorf("%w: %v", ErrPanic, res.Err)
 	case actors.Reentrant:
 		return ErrReentrant
+	case actors.Renewed:
+		return ErrRenewed
 	default: // actors.FnFailed: the function's own error, as it returned it
 		return res.Err
 	}

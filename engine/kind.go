@@ -328,10 +328,13 @@ func (k *Kind[T]) decode(data []byte) (T, bool) {
 	return v, true
 }
 
-// ID returns the current request's session ID, "" if it has none.
+// ID returns the current request's session ID, "" if it has none: an ID
+// the request came with counts once its session is known to exist, which
+// may cost a read of the session. Inside the session's own update
+// function it is the session being updated (or created).
 func (k *Kind[T]) ID(ctx context.Context) string {
 	if b := BindingOf(ctx, k.raw); b != nil {
-		return b.ID()
+		return b.confirmedID(ctx)
 	}
 	return ""
 }
@@ -495,9 +498,10 @@ func (k *Kind[T]) Clear(ctx context.Context) error {
 
 // Renew moves the current request's session to a new ID with the same
 // value and sends the new ID to the client; call it on login, against
-// session fixation. Requests still in flight with the old ID keep reaching
-// the session for the kind's RenewGrace. It returns ErrNoSession if the
-// request has no session.
+// session fixation. Requests that were already in flight with the old ID
+// keep reaching the session for the kind's RenewGrace, but never learn the
+// new ID; requests that arrive later with the old ID get ErrRenewed (see
+// there). It returns ErrNoSession if the request has no session.
 func (k *Kind[T]) Renew(ctx context.Context) error {
 	b, err := k.binding(ctx)
 	if err != nil {

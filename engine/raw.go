@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/steward-sessions/steward/actors"
+	"github.com/steward-sessions/steward/internal/record"
 	"github.com/steward-sessions/steward/storage"
 )
 
@@ -17,8 +18,9 @@ import (
 //
 // An ID that is malformed, unknown, expired or invalidated has no session:
 // reads and writes of it return ErrNoSession, and it is never adopted. New
-// IDs come only from Create and Renew. An ID renewed less than the kind's
-// RenewGrace ago still reaches its session.
+// IDs come only from Create and Renew. An ID that was renewed answers
+// ErrRenewed to every operation but Invalidate, which follows the renewal
+// (for the kind's RenewGrace) and ends the session where it went.
 //
 // For a client-side kind (registered without a Storage) every method but
 // Name returns ErrServerSideOnly: its sessions have no ID.
@@ -63,12 +65,22 @@ func (k *RawKind) check(id string) error {
 	return nil
 }
 
+// do runs op on session id, asked now.
 func (k *RawKind) do(ctx context.Context, id string, op *actors.Op) actors.Result {
 	if k.client {
 		return actors.Result{Status: actors.FnFailed, Err: ErrServerSideOnly}
 	}
-	return k.eng.sys.Do(ctx, k.kind, id, op)
+	if op.Code != actors.OpInvalidate {
+		op.Admitted = k.eng.now().UnixNano()
+	}
+	return k.eng.sys.Do(ctx, k.kind, record.DigestOf(id), op)
 }
+
+// StorageKey returns the name under which storages hold session id: a
+// one-way digest of the ID (SHA-256, base64url), never the ID, so that a
+// directory listing or a key dump yields no usable session. Admin tools
+// that look into a storage use it.
+func StorageKey(id string) string { return record.DigestOf(id).StorageID() }
 
 // Create starts a session holding value under a new server-generated ID
 // and returns the ID.
@@ -90,7 +102,7 @@ func (k *RawKind) Create(ctx context.Context, value []byte) (string, error) {
 	if err := errOf(res); err != nil {
 		return "", err
 	}
-	return res.ID, nil
+	return id, nil
 }
 
 // Load returns the value of session id, or ErrNoSession.
@@ -164,8 +176,9 @@ func (k *RawKind) Invalidate(ctx context.Context, id string) error {
 }
 
 // Renew moves session id to a new ID with the same value and returns the
-// new ID; call it on login (against session fixation). The old ID keeps
-// reaching the session for the kind's RenewGrace, then ends.
+// new ID; call it on login (against session fixation). From then on the
+// old ID answers ErrRenewed (the grace of request bindings is for requests
+// already in flight; here every call begins when it is made).
 func (k *RawKind) Renew(ctx context.Context, id string) (string, error) {
 	if err := k.check(id); err != nil {
 		return "", err

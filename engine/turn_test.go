@@ -176,7 +176,7 @@ func TestHungSessionIsolated(t *testing.T) {
 	if err := eng.Close(ctx2); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if v, _ := store.Load(t.Context(), hung); v == nil {
+	if v, _ := store.Load(t.Context(), engine.StorageKey(hung)); v == nil {
 		t.Fatal("the hung write was lost")
 	}
 }

@@ -124,8 +124,11 @@ func TestInstancesSeeEachOthersWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := count(t, b, id); got != 19 { // the old ID forwards, on the other instance too
-		t.Fatalf("old ID on the other instance: %d", got)
+	if _, err := b.Load(t.Context(), id); !errors.Is(err, engine.ErrRenewed) { // on the other instance too
+		t.Fatalf("old ID on the other instance: %v, want ErrRenewed", err)
+	}
+	if got := count(t, b, renewed); got != 19 {
+		t.Fatalf("new ID on the other instance: %d", got)
 	}
 	if err := b.Invalidate(t.Context(), renewed); err != nil {
 		t.Fatal(err)

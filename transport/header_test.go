@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/steward-sessions/steward/engine"
@@ -50,16 +51,19 @@ func TestHeaderRoundTrip(t *testing.T) {
 		t.Errorf("Vary on a response that carries no ID")
 	}
 
-	// Renew: the new ID comes back; the old one still reaches the session
-	// and its response carries the new ID.
+	// Renew: the new ID comes back; a later request with the old one is
+	// refused and learns nothing.
 	r = a.ok(t, a.plain, "POST", "/renew", "X-Session: "+id)
 	renewed := r.header.Get("X-Session")
 	if !storage.ValidID(renewed) || renewed == id {
 		t.Fatalf("X-Session %q after Renew (old %q)", renewed, id)
 	}
-	r = a.ok(t, a.plain, "POST", "/inc", "X-Session: "+id)
-	if r.body != "3" || r.header.Get("X-Session") != renewed {
-		t.Errorf("through the old ID: body %q X-Session %q, want 3 and %q", r.body, r.header.Get("X-Session"), renewed)
+	r = a.do(t, a.plain, "POST", "/inc", "X-Session: "+id)
+	if _, sent := r.header["X-Session"]; r.status != http.StatusConflict || sent {
+		t.Errorf("through the old ID: %d %q, X-Session %q; want 409 and no header", r.status, r.body, r.header.Values("X-Session"))
+	}
+	if r = a.ok(t, a.plain, "POST", "/inc", "X-Session: "+renewed); r.body != "3" {
+		t.Errorf("through the new ID: %q, want 3", r.body)
 	}
 
 	// Clear: the header comes back empty.

@@ -110,7 +110,8 @@ type appConfig struct {
 //	POST /renew  renews the session's ID
 //	POST /clear  clears the session
 //
-// An error from the engine is answered with 500 and its text.
+// An error from the engine is answered with 500 and its text, ErrRenewed
+// with 409.
 func newApp(t *testing.T, cfg appConfig) *app {
 	t.Helper()
 	a := &app{clock: newClock(), logs: &logBuffer{}}
@@ -138,7 +139,11 @@ func newApp(t *testing.T, cfg appConfig) *app {
 
 	mux := http.NewServeMux()
 	fail := func(w http.ResponseWriter, err error) {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		code := http.StatusInternalServerError
+		if errors.Is(err, engine.ErrRenewed) {
+			code = http.StatusConflict // retry: the client has the new ID by now
+		}
+		http.Error(w, err.Error(), code)
 	}
 	mux.HandleFunc("GET /noop", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")

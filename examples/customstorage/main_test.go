@@ -41,7 +41,7 @@ func TestGzipCompressesThroughTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, _ := backend.Load(ctx, id)
+	stored, _ := backend.Load(ctx, engine.StorageKey(id))
 	if len(stored) == 0 || len(stored)*10 > len(value) {
 		t.Fatalf("stored %d bytes for a %d-byte value", len(stored), len(value))
 	}
@@ -53,7 +53,7 @@ func TestGzipCompressesThroughTheEngine(t *testing.T) {
 		t.Fatalf("round trip: %d bytes, %v", len(got), err)
 	}
 	// A value corrupted in the backend reads as no session, not a panic.
-	_ = backend.Save(ctx, id, []byte("not gzip"), time.Time{})
+	_ = backend.Save(ctx, engine.StorageKey(id), []byte("not gzip"), time.Time{})
 	eng2, _ := engine.New(engine.Options{})
 	defer eng2.Close(ctx)
 	k2, _ := engine.RegisterRaw(eng2, "S", engine.KindOptions{Storage: Gzip{Inner: storage.FromBytes(backend)}})

@@ -24,8 +24,8 @@
 //	NEW          OK <id>         start a session holding 0
 //	GET <id>     OK <n>          read the counter
 //	INCR <id>    OK <n>          add one, atomically, and return the new value
-//	RENEW <id>   OK <newid>      move the session to a new ID; the old ID keeps
-//	                             working for the engine's grace period (30s)
+//	RENEW <id>   OK <newid>      move the session to a new ID; the old ID
+//	                             answers ERR renewed from then on
 //	DEL <id>     OK              end the session (also for an unknown ID); an
 //	                             old ID within its grace period ends the
 //	                             renewed session too
@@ -34,6 +34,9 @@
 // Errors:
 //
 //	ERR no session       the ID is unknown, expired, ended or malformed
+//	ERR renewed          the ID was renewed (RENEW): use the new one; the
+//	                     old one reaches nothing but DEL during its grace
+//	                     period, and nothing after it
 //	ERR unknown command  any other line, including a missing or extra argument
 //	ERR line too long    a line over 1 KiB; the server closes the connection
 //	ERR overflow         INCR of a counter at the largest int64

@@ -426,19 +426,20 @@ func TestRenewGrace(t *testing.T) {
 		t.Fatalf("RENEW returned the old ID")
 	}
 
-	// Within the grace period both IDs reach the one session.
-	cl.expect("GET "+old, "OK 1")
+	// From then on the old ID is refused, and reveals nothing; the new one
+	// holds the session.
+	cl.expect("GET "+old, "ERR renewed")
+	cl.expect("INCR "+old, "ERR renewed")
+	cl.expect("RENEW "+old, "ERR renewed")
 	cl.expect("GET "+renewed, "OK 1")
-	cl.expect("INCR "+old, "OK 2")
-	cl.expect("INCR "+renewed, "OK 3")
-	cl.expect("GET "+old, "OK 3")
+	cl.expect("INCR "+renewed, "OK 2")
 
-	// After it (the default is 30 seconds) only the new one does.
+	// After the grace period (30 seconds by default) it is just unknown.
 	clock.Advance(31 * time.Second)
 	cl.expect("GET "+old, "ERR no session")
 	cl.expect("INCR "+old, "ERR no session")
-	cl.expect("GET "+renewed, "OK 3")
-	cl.expect("INCR "+renewed, "OK 4")
+	cl.expect("GET "+renewed, "OK 2")
+	cl.expect("INCR "+renewed, "OK 3")
 
 	// DEL of an old ID within its grace period ends the session under
 	// both IDs ("log out everywhere" must not leave the renewed one).

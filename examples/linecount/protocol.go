@@ -19,6 +19,7 @@ const (
 	replyTooLong     = "ERR line too long"
 	replyOverflow    = "ERR overflow"
 	replyUnavailable = "ERR unavailable"
+	replyRenewed     = "ERR renewed"
 )
 
 var (
@@ -92,6 +93,8 @@ func (s *Server) errReply(verb string, err error) string {
 	switch {
 	case errors.Is(err, engine.ErrNoSession):
 		return replyNoSession
+	case errors.Is(err, engine.ErrRenewed):
+		return replyRenewed
 	case errors.Is(err, errOverflow):
 		return replyOverflow
 	case errors.Is(err, engine.ErrClosed), errors.Is(err, context.Canceled):

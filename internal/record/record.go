@@ -5,24 +5,30 @@
 package record
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"time"
 )
 
-// Every stored or sealed value is framed (the layout of the server-side
-// record since the first release; client-side values moved to it from a
-// frame of their own, which no longer decodes, so such cookies read as no
-// session) so that its age survives
+// Every stored or sealed value is framed so that its age survives
 // passivation, restarts, any storage and the round trip to a client:
 //
 //	byte 0      format version (Version)
 //	byte 1      type: 0 a session value, 1 an alias (the ID it was renewed to)
-//	bytes 2-9   creation time, Unix nanoseconds, big endian
+//	bytes 2-9   creation time, Unix nanoseconds, big endian; for an alias,
+//	            when the session was renewed
 //	bytes 10-17 expiry time, Unix nanoseconds, big endian (0: none)
-//	bytes 18-   the session value, or the ID it was renewed to
+//	bytes 18-   the session value, or for an alias the Digest of the ID
+//	            the session was renewed to
+//
+// Version 2 (this one) stores sessions under the digest of their ID
+// (Digest.StorageID) and aliases that hold a digest and their renewal
+// time; version 1 stored them under the ID itself. Version 1 records and
+// client-side values read as no session.
 const (
-	Version   = 1
+	Version   = 2
 	HeaderLen = 18
 
 	typeValue = 0
@@ -34,9 +40,11 @@ var ErrMalformed = errors.New("steward: malformed session record")
 
 // Record is one framed session value.
 type Record struct {
-	// Alias says Payload is the ID the session was renewed to.
+	// Alias says Payload is the Digest of the ID the session was renewed
+	// to.
 	Alias bool
-	// Created is when the session was created, Unix nanoseconds (> 0).
+	// Created is when the session was created, Unix nanoseconds (> 0);
+	// for an alias, when it was renewed.
 	Created int64
 	// Expires is when it expires, Unix nanoseconds; 0 for never.
 	Expires int64
@@ -68,7 +76,8 @@ func Decode(b []byte) (Record, error) {
 		Expires: int64(binary.BigEndian.Uint64(b[10:])),
 		Payload: b[HeaderLen:],
 	}
-	if r.Created <= 0 || r.Expires < 0 || (r.Expires != 0 && r.Expires < r.Created) {
+	if r.Created <= 0 || r.Expires < 0 || (r.Expires != 0 && r.Expires < r.Created) ||
+		(r.Alias && len(r.Payload) != sha256.Size) {
 		return Record{}, ErrMalformed
 	}
 	return r, nil
@@ -97,6 +106,18 @@ func (p Policy) Expiry(created, used int64) int64 {
 	return e
 }
 
+// Touch is how far a session's sliding expiry may move before it is
+// written again (to the storage, or by resealing a client-side value): a
+// tenth of the idle timeout, at most a minute. A session in use thus costs
+// one refresh per interval at most.
+func (p Policy) Touch() time.Duration {
+	t := time.Minute
+	if p.Idle > 0 && p.Idle/10 < t {
+		t = p.Idle / 10
+	}
+	return t
+}
+
 // Expired reports whether a session whose expiry is expires (0: never) has
 // expired at now.
 func Expired(expires, now int64) bool { return expires != 0 && now >= expires }
@@ -108,3 +129,29 @@ func Unix(ns int64) time.Time {
 	}
 	return time.Unix(0, ns)
 }
+
+// Digest is how the engine knows a session inside and at rest: the SHA-256
+// of its ID. The ID itself is a bearer secret that only travels to the
+// client; storages, registries and logs see digests, so a directory listing
+// or a key dump reveals no usable ID.
+type Digest [sha256.Size]byte
+
+// DigestOf returns the digest of session ID id.
+func DigestOf(id string) Digest {
+	// Session IDs are short (at most storage.MaxIDLen bytes): hash them
+	// from the stack, without allocating.
+	var buf [len(digestDomain) + 128]byte
+	if len(id) > len(buf)-len(digestDomain) {
+		return Digest(sha256.Sum256([]byte(digestDomain + id)))
+	}
+	n := copy(buf[:], digestDomain)
+	n += copy(buf[n:], id)
+	return Digest(sha256.Sum256(buf[:n]))
+}
+
+// digestDomain separates these digests from any other SHA-256 of an ID.
+const digestDomain = "steward session id\x00"
+
+// StorageID is the name a storage is given for the session: the digest in
+// unpadded base64url, 43 characters of the storage ID alphabet.
+func (d Digest) StorageID() string { return base64.RawURLEncoding.EncodeToString(d[:]) }

@@ -360,7 +360,7 @@ func TestInstancesTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := prefixFor(t)
-	if ms := srv.PTTL(prefix + idle); ms <= 0 || ms > 1000 {
+	if ms := srv.PTTL(prefix + engine.StorageKey(idle)); ms <= 0 || ms > 1000 {
 		t.Fatalf("PTTL of a new session = %d ms, want at most the idle timeout", ms)
 	}
 
@@ -373,10 +373,10 @@ func TestInstancesTTL(t *testing.T) {
 		if _, err := kinds[i%len(kinds)].Load(ctx, busy); err != nil {
 			t.Fatalf("Load of the busy session, round %d: %v", i, err)
 		}
-		if !srv.Exists(prefix + busy) {
+		if !srv.Exists(prefix + engine.StorageKey(busy)) {
 			t.Fatalf("round %d: the busy session is gone from Redis", i)
 		}
-		if gone.IsZero() && !srv.Exists(prefix+idle) {
+		if gone.IsZero() && !srv.Exists(prefix+engine.StorageKey(idle)) {
 			gone = time.Now()
 		}
 		if !gone.IsZero() && time.Since(gone) > 3*time.Second {
