@@ -69,17 +69,17 @@ type sessionActor struct {
 	storageReply chan storageResult // reused: one storage call at a time
 	req          storageReq         // reused likewise
 
-	loaded  bool   // the stored state has been read
-	exists  bool   // a live value is held
+	loaded  bool          // the stored state has been read
+	exists  bool          // a live value is held
 	aliased bool          // renewed: operations forward to alias
 	alias   record.Digest // the session it was renewed to
 	renewed int64         // when it was renewed, Unix ns
 	created int64         // Unix ns
-	expires int64  // Unix ns, 0 for none: the exact sliding expiry
-	stored  int64  // the expiry last written to the storage
-	val     Value  // the value, when exists; val.Data is rec's payload
-	rec     []byte // the record last written or read, when exists
-	version uint64 // the stored version (Versioned storages), 0 for none
+	expires int64         // Unix ns, 0 for none: the exact sliding expiry
+	stored  int64         // the expiry last written to the storage
+	val     Value         // the value, when exists; val.Data is rec's payload
+	rec     []byte        // the record last written or read, when exists
+	version uint64        // the stored version (Versioned storages), 0 for none
 
 	// finalPending says Close asked the actor to stop while operations
 	// were still on their way: it stops after the last one.
