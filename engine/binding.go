@@ -88,7 +88,7 @@ type Outcome struct {
 
 // maxCandidates bounds the IDs of one request that are looked up (see
 // BindCandidates).
-const maxCandidates = 32
+const maxCandidates = 128
 
 // Bind starts a Binding for a request that carried incoming ("" for none).
 // A malformed incoming ID is dropped here: the request has no session.
@@ -104,7 +104,7 @@ func (k *RawKind) Bind(incoming string) *Binding {
 // for the kind (several cookies of one name: a sibling domain may have
 // planted one). The first operation looks them up in order and keeps the
 // first that has a session, so a planted or stale ID never hides the valid
-// one. Malformed IDs are dropped; at most 32 are looked up.
+// one. Malformed IDs are dropped; at most 128 are looked up.
 func (k *RawKind) BindCandidates(ids []string) *Binding {
 	b := &Binding{kind: k, incoming: len(ids) > 0, admitted: k.eng.now().UnixNano()}
 	var valid []string

@@ -57,6 +57,24 @@ func (k *RawKind) BindClient(wire string, s Sealer) *Binding {
 	return &Binding{kind: k, incoming: wire != "", wire: wire, sealer: s}
 }
 
+// BindClientCandidates starts a Binding for a request of a client-side
+// kind that carried several values under the kind's name (several cookies
+// of one name): the first that opens and has not expired is the request's
+// session, so a planted or stale value never hides the valid one.
+func (k *RawKind) BindClientCandidates(wires []string, s Sealer) *Binding {
+	now := k.eng.now().UnixNano()
+	for _, w := range wires {
+		if payload, err := s.Open(w); err == nil {
+			if _, err := k.openClient(payload, now); err == nil {
+				return k.BindClient(w, s)
+			}
+		}
+	}
+	b := k.BindClient("", s)
+	b.incoming, b.cleared = len(wires) > 0, len(wires) > 0
+	return b
+}
+
 // ClientSide reports whether the kind's values travel to the client (it
 // was registered without a Storage).
 func (k *RawKind) ClientSide() bool { return k.client }

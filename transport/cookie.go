@@ -177,6 +177,17 @@ func (t *cookieTransport) SendsOnRefresh() bool { return t.maxAge > 0 }
 // without allocating, and returns the first value of the cookie that is a
 // well-formed session ID.
 func (t *cookieTransport) Receive(r *http.Request) string {
+	first, _ := t.values(r, nil)
+	return first
+}
+
+// receiveAll implements multiReceiver.
+func (t *cookieTransport) receiveAll(r *http.Request) (string, []string) { return t.values(r, nil) }
+
+// values returns the first well-formed value of the cookie and, only if
+// there are several, all of them (at most maxValues).
+func (t *cookieTransport) values(r *http.Request, all []string) (string, []string) {
+	first := ""
 	for _, line := range r.Header["Cookie"] {
 		for line != "" {
 			var part string
@@ -190,20 +201,33 @@ func (t *cookieTransport) Receive(r *http.Request) string {
 			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
 				val = val[1 : len(val)-1]
 			}
-			if validWire(val, t.max) {
-				return val
+			if !validWire(val, t.max) {
+				continue
+			}
+			switch {
+			case first == "":
+				first = val
+			case len(all) == 0:
+				all = append(all, first, val)
+			case len(all) < maxValues:
+				all = append(all, val)
 			}
 		}
 	}
-	return ""
+	return first, all
 }
 
-// Send implements Transport.
+// Send implements Transport. A cookie with a MaxAge carries the matching
+// Expires as well, for clients that do not know Max-Age.
 func (t *cookieTransport) Send(w http.ResponseWriter, id string) {
 	if !validWire(id, t.max) {
 		return // never put what could be an attribute into the header
 	}
-	t.set(w.Header(), t.prefix+id+t.suffix)
+	line := t.prefix + id + t.suffix
+	if t.maxAge > 0 {
+		line += "; Expires=" + time.Now().Add(time.Duration(t.maxAge)*time.Second).UTC().Format(http.TimeFormat)
+	}
+	t.set(w.Header(), line)
 }
 
 // Clear implements Transport: the cookie is expired.

@@ -77,7 +77,17 @@ func TestCookieAttributes(t *testing.T) {
 			if !storage.ValidID(c.Value) {
 				t.Fatalf("cookie value %q is not a valid ID", c.Value)
 			}
-			if got, want := r.header.Get("Set-Cookie"), strings.Replace(tt.wantSet, "<id>", c.Value, 1); got != want {
+			got := r.header.Get("Set-Cookie")
+			if c.MaxAge > 0 {
+				// Expires goes with Max-Age, at the same instant.
+				base, exp, ok := strings.Cut(got, "; Expires=")
+				at, err := http.ParseTime(exp)
+				if !ok || err != nil || at.Sub(time.Now().Add(time.Duration(c.MaxAge)*time.Second)).Abs() > time.Minute {
+					t.Errorf("Set-Cookie %s: Expires %q does not match Max-Age %d", got, exp, c.MaxAge)
+				}
+				got = base
+			}
+			if want := strings.Replace(tt.wantSet, "<id>", c.Value, 1); got != want {
 				t.Errorf("Set-Cookie:\n got %s\nwant %s", got, want)
 			}
 			if got := r.header.Values("Vary"); len(got) != 1 || got[0] != "Cookie" {

@@ -79,16 +79,30 @@ type headerTransport struct {
 // Receive implements Transport: the first well-formed ID among the header's
 // values, found without allocating.
 func (t *headerTransport) Receive(r *http.Request) string {
+	first, _ := t.receiveAll(r)
+	return first
+}
+
+// receiveAll implements multiReceiver.
+func (t *headerTransport) receiveAll(r *http.Request) (first string, all []string) {
 	for _, line := range r.Header[t.key] {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ",")
-			if part = textproto.TrimString(part); validWire(part, t.max) {
-				return part
+			if part = textproto.TrimString(part); !validWire(part, t.max) {
+				continue
+			}
+			switch {
+			case first == "":
+				first = part
+			case len(all) == 0:
+				all = append(all, first, part)
+			case len(all) < maxValues:
+				all = append(all, part)
 			}
 		}
 	}
-	return ""
+	return first, all
 }
 
 // Send implements Transport.

@@ -97,8 +97,10 @@ type app struct {
 
 type appConfig struct {
 	bind func(k transport.Kind) transport.Binding // default: a default cookie
-	kind engine.KindOptions                       // Storage is filled in
-	wrap func(mux *http.ServeMux, k *engine.Kind[counter])
+	kind engine.KindOptions                       // Storage: a map if nil, unless clientSide
+	// clientSide registers the kind without a storage.
+	clientSide bool
+	wrap       func(mux *http.ServeMux, k *engine.Kind[counter])
 }
 
 // newApp starts the test application. Its routes:
@@ -130,7 +132,9 @@ func newApp(t *testing.T, cfg appConfig) *app {
 		}
 	})
 	ko := cfg.kind
-	ko.Storage = newMapStorage()
+	if ko.Storage == nil && !cfg.clientSide {
+		ko.Storage = newMapStorage()
+	}
 	kind, err := engine.Register[counter](eng, "SESSION_ID", ko)
 	if err != nil {
 		t.Fatal(err)

@@ -64,16 +64,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bs = make([]*engine.Binding, 0, len(h.bindings))
 	}
 	for i := range h.bindings {
-		b := &h.bindings[i]
-		in := b.transport.Receive(r)
-		switch {
-		case b.client:
-			bs = append(bs, b.kind.BindClient(in, b.seal))
-		case b.seal != nil:
-			bs = append(bs, b.kind.Bind(b.seal.openID(in)))
-		default:
-			bs = append(bs, b.kind.Bind(in))
-		}
+		bs = append(bs, h.bindings[i].bind(r))
 	}
 	rw.bs = bs
 	h.next.ServeHTTP(rw, r.WithContext(engine.WithBindings(r.Context(), bs...)))
@@ -178,4 +169,49 @@ func (w *responseWriter) FlushError() error {
 		w.apply()
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// maxValues bounds the values of one session cookie or header that a
+// request is searched for (see multiReceiver).
+const maxValues = 128
+
+// multiReceiver is implemented by the cookie and header transports: the
+// first well-formed value, and all of them (at most maxValues) when there
+// are several, so that a planted, forged or stale value never hides the
+// valid one. Scanning for the first allocates nothing.
+type multiReceiver interface {
+	receiveAll(r *http.Request) (first string, all []string)
+}
+
+// bind makes the request's engine.Binding of b's kind. With several values
+// under the kind's name, those that fail verification are skipped, and the
+// engine keeps the first that has a session.
+func (b *Binding) bind(r *http.Request) *engine.Binding {
+	var in string
+	var all []string
+	if mr, ok := b.transport.(multiReceiver); ok {
+		in, all = mr.receiveAll(r)
+	} else {
+		in = b.transport.Receive(r)
+	}
+	switch {
+	case all != nil && b.client:
+		return b.kind.BindClientCandidates(all, b.seal)
+	case all != nil:
+		ids := all[:0]
+		for _, v := range all {
+			if b.seal != nil {
+				v = b.seal.openID(v)
+			}
+			if v != "" {
+				ids = append(ids, v)
+			}
+		}
+		return b.kind.BindCandidates(ids)
+	case b.client:
+		return b.kind.BindClient(in, b.seal)
+	case b.seal != nil:
+		return b.kind.Bind(b.seal.openID(in))
+	}
+	return b.kind.Bind(in)
 }
