@@ -9,6 +9,12 @@ import "github.com/steward-sessions/steward/engine"
 // defaultMaxLive is the engine's default bound on live session actors.
 func defaultMaxLive() int { return engine.DefaultMaxLiveActors }
 
+// withMaxLive returns o with its bound on live session actors set to n.
+func withMaxLive(o engine.Options, n int) engine.Options {
+	o.MaxLiveActors = n
+	return o
+}
+
 // maxLiveOf returns o's bound on live session actors (0: the default).
 func maxLiveOf(o engine.Options) int { return o.MaxLiveActors }
 

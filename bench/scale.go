@@ -292,7 +292,7 @@ const scaleWorkers = 64
 // RawKind.Create (n live session actors over a memory storage), then waits
 // for the idle actors to passivate.
 func scaleEngine(n int, passivateAfter time.Duration) (scaleInfo, error) {
-	eng, err := engine.New(engine.Options{PassivateAfter: passivateAfter})
+	eng, err := engine.New(withMaxLive(engine.Options{PassivateAfter: passivateAfter}, scaleActorsBound(n)))
 	if err != nil {
 		return scaleInfo{}, err
 	}
@@ -348,9 +348,16 @@ func scaleEngine(n int, passivateAfter time.Duration) (scaleInfo, error) {
 	info.HeapAfterMB = heapMB()
 	debug.FreeOSMemory()
 	info.RSSAfterFreeMB = rssMB()
-	info.Note = fmt.Sprintf("%d goroutines calling Create; PassivateAfter %v; per-session bytes include the stored record", workers, passivateAfter)
+	info.Note = fmt.Sprintf("%d goroutines calling Create; PassivateAfter %v, MaxLiveActors %s; per-session bytes include the stored record",
+		workers, passivateAfter, boundLabel(scaleActorsBound(n)))
 	return info, nil
 }
+
+// scaleActorsBound is the bound on live actors of the engine-actors
+// measurement, which is about n live actors, not the bound: twice n (or
+// the default if higher), since the engine shares its bound out among its
+// dispatcher shards and a shard that gets more than its share evicts.
+func scaleActorsBound(n int) int { return max(2*n, defaultMaxLive()) }
 
 // scaleID returns a distinct ID of the UUID form for i.
 func scaleID(i int) string {
