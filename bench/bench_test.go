@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/steward-sessions/steward/engine"
 )
 
 // TestMain lets the test binary play the server and scale-child roles:
@@ -184,6 +186,119 @@ func TestScaleSmall(t *testing.T) {
 	}
 	if act.Passivated == 0 {
 		t.Error("actors: none passivated")
+	}
+
+	junk, err := scaleJunk(300, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if junk.Requests != 300 || junk.Sessions != 0 {
+		t.Errorf("junk-flood: %d requests made %d sessions, want 300 and none", junk.Requests, junk.Sessions)
+	}
+	checkFlood(t, "junk-flood", junk)
+
+	// A bound of 16 live actors (one shard): creating 2,000 sessions one
+	// after another must evict.
+	fresh, err := scaleFresh(2000, 1, engine.Options{MaxLiveActors: 16, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Sessions != 2000 || fresh.Spawned != 2000 {
+		t.Errorf("fresh-flood: %d sessions, %d actors spawned, want 2,000 of each", fresh.Sessions, fresh.Spawned)
+	}
+	checkFlood(t, "fresh-flood", fresh)
+	if fresh.Evicted == nil || *fresh.Evicted == 0 {
+		t.Errorf("fresh-flood: evicted %v past a bound of 16, want some", fresh.Evicted)
+	}
+}
+
+// checkFlood checks the figures every flood reports.
+func checkFlood(t *testing.T, name string, s scaleInfo) {
+	t.Helper()
+	if s.LiveActors == nil || s.LiveActorsPeak == nil || s.LiveActorsAtPeakRSS == nil || s.Evicted == nil {
+		t.Fatalf("%s: actor figures missing: %+v", name, s)
+	}
+	if *s.LiveActorsPeak < *s.LiveActors {
+		t.Errorf("%s: at most %d live actors, fewer than the %d at the end", name, *s.LiveActorsPeak, *s.LiveActors)
+	}
+	if s.RSSSamples < 2 {
+		t.Errorf("%s: %d RSS samples, want the first and the last at least", name, s.RSSSamples)
+	}
+	if s.PeakRSSMB < s.RSSBaseMB || s.PeakRSSMB < s.RSSMB {
+		t.Errorf("%s: peak RSS %.1f MB below the %.1f MB before or the %.1f MB after", name, s.PeakRSSMB, s.RSSBaseMB, s.RSSMB)
+	}
+	if _, err := os.Stat("/proc/self/statm"); err == nil && s.PeakRSSMB <= 0 {
+		t.Errorf("%s: no peak RSS", name)
+	}
+}
+
+// TestScaleScenario runs the scale scenario as -scale does, every
+// measurement in a child process, at a small size, and checks that each
+// one reports, that the scale targets are printed (as not measured at this
+// size) and that the tables are well formed.
+func TestScaleScenario(t *testing.T) {
+	jsonPath := filepath.Join(t.TempDir(), "scale.json")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-scenarios", "scale", "-scale-sessions", "3000", "-scale-actors", "300", "-scale-passivate", "20ms",
+		"-scale-junk", "300", "-scale-fresh", "3000", "-json", jsonPath}, strings.NewReader(""), &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	var rep report
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("the JSON does not parse: %v", err)
+	}
+	if len(rep.Records) != len(scaleKinds) {
+		t.Fatalf("%d records, want one per scale measurement (%d)", len(rep.Records), len(scaleKinds))
+	}
+	for _, k := range scaleKinds {
+		r := rep.find(scenarioScale, k.name)
+		switch {
+		case r == nil:
+			t.Errorf("no record for %s", k.name)
+		case k.missing != "":
+			if r.Missing == "" {
+				t.Errorf("%s: missing without a reason", k.name)
+			}
+		case r.Scale == nil || r.Error != "":
+			t.Errorf("%s: no figures (error %q)", k.name, r.Error)
+		}
+	}
+	if r := rep.find(scenarioScale, scaleJunkFlood); r != nil && r.Scale != nil {
+		if r.Scale.Requests != 300 || r.Scale.Sessions != 0 {
+			t.Errorf("junk-flood: %d requests made %d sessions, want 300 and none", r.Scale.Requests, r.Scale.Sessions)
+		}
+		checkFlood(t, "junk-flood", *r.Scale)
+	}
+	if r := rep.find(scenarioScale, scaleFreshFlood); r != nil && r.Scale != nil {
+		if r.Scale.Sessions != 3000 {
+			t.Errorf("fresh-flood: %d sessions, want 3,000", r.Scale.Sessions)
+		}
+		checkFlood(t, "fresh-flood", *r.Scale)
+	}
+	for _, goal := range []string{"in memory storage under 300 MB", "never-issued session IDs", "500,000 fresh sessions"} {
+		found := false
+		for _, tg := range rep.Targets {
+			if strings.Contains(tg.Goal, goal) {
+				found = true
+				if !strings.HasPrefix(tg.Status, "not measured (") || tg.Met != nil {
+					t.Errorf("target %q at a small size: status %q, met %v; want not measured", tg.Goal, tg.Status, tg.Met)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no target about %q", goal)
+		}
+	}
+	checkMarkdownTables(t, stdout.String())
+	for _, k := range scaleKinds {
+		if !strings.Contains(stdout.String(), "| "+k.name+" |") {
+			t.Errorf("the scale table has no row for %s", k.name)
+		}
 	}
 }
 

@@ -19,7 +19,9 @@
 //	hot-session    64 connections sharing one session; lost updates are the
 //	               successful increments minus the counter's final value
 //	scale          (with -scale) memory per stored session and per live
-//	               session actor, and passivation of idle actors
+//	               session actor, passivation of idle actors, and the
+//	               resident size under floods of never-issued session IDs
+//	               and of fresh sessions
 //
 // A system whose feature has not landed yet is listed as missing, with the
 // reason, and never measured by a stand-in.
@@ -55,6 +57,10 @@ type options struct {
 	profileDir  string
 	scaleN      int // stored sessions for the scale scenario
 	scaleActors int // live actors for the scale scenario
+	// scalePassivate is PassivateAfter in the live actors measurement.
+	scalePassivate time.Duration
+	scaleJunk      int // requests with never-issued IDs (junk-flood)
+	scaleFresh     int // sessions created (fresh-flood)
 
 	// requests, when positive, replaces the timed warm-up and measurement:
 	// each connection sends exactly this many increments (tests use it so
@@ -76,13 +82,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.connections, "connections", 64, "keep-alive connections of the load client")
 	fs.StringVar(&scenarios, "scenarios", "many-sessions,hot-session", "comma-separated scenarios: many-sessions, hot-session, scale")
 	fs.StringVar(&systems, "systems", "", "comma-separated systems to run (default all): "+strings.Join(systemNames(), ", "))
-	fs.BoolVar(&scale, "scale", false, `add the "scale" scenario: 1,000,000 stored sessions and 100,000 live actors (~1 min)`)
+	fs.BoolVar(&scale, "scale", false, `add the "scale" scenario: 1,000,000 stored sessions, 100,000 live actors, two floods (~1 min)`)
 	fs.StringVar(&o.jsonPath, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.mdPath, "md", "", "write the Markdown table to this file as well as to stdout")
 	fs.StringVar(&o.svgPath, "svg", "", "write an SVG bar chart of req/s to this file")
 	fs.StringVar(&o.profileDir, "profile", "", "have each server write a CPU profile into this directory")
 	fs.IntVar(&o.scaleN, "scale-sessions", 1_000_000, "stored sessions in the scale scenario")
 	fs.IntVar(&o.scaleActors, "scale-actors", 100_000, "live session actors in the scale scenario")
+	fs.DurationVar(&o.scalePassivate, "scale-passivate", scalePassivateAfter, "PassivateAfter of the scale scenario's live actors, whose passivation it waits for")
+	fs.IntVar(&o.scaleJunk, "scale-junk", 200_000, "requests with never-issued session IDs in the scale scenario's junk-flood")
+	fs.IntVar(&o.scaleFresh, "scale-fresh", 500_000, "sessions created in the scale scenario's fresh-flood")
 
 	// Hidden modes: the bench re-executes itself as a server or as one
 	// scale measurement, so that `go run ./bench` builds nothing extra.
@@ -124,7 +133,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case scaleChild != "":
-		if err := scaleOne(scaleChild, o.scaleN, o.scaleActors, scaleDir, stdout); err != nil {
+		if err := scaleOne(scaleChild, o, scaleDir, stdout); err != nil {
 			fmt.Fprintf(stderr, "bench: scale %s: %v\n", scaleChild, err)
 			return 1
 		}
@@ -182,7 +191,8 @@ func (o *options) finish(scenarios, systems string, scale bool) error {
 			o.rounds = 1
 		}
 	}
-	if o.rounds < 0 || o.connections <= 0 || o.duration < 0 || o.warmup < 0 || o.scaleN <= 0 || o.scaleActors <= 0 {
+	if o.rounds < 0 || o.connections <= 0 || o.duration < 0 || o.warmup < 0 ||
+		o.scaleN <= 0 || o.scaleActors <= 0 || o.scaleJunk <= 0 || o.scaleFresh <= 0 || o.scalePassivate <= 0 {
 		return fmt.Errorf("negative -rounds, -duration or -warmup, or non-positive -connections or -scale-*")
 	}
 	for _, s := range splitList(scenarios) {

@@ -194,36 +194,47 @@ func (rep *report) markdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if len(scale) > 0 {
-		fmt.Fprintln(w, "Scale: each line in a fresh process; RSS is VmRSS from /proc/self/status, \"per session\" is (RSS − RSS before) / sessions.")
+		fmt.Fprintln(w, "Scale: each line in a fresh process; RSS is VmRSS from /proc/self/status, \"per session\" is (RSS − RSS before) / sessions (/ requests for junk-flood). "+
+			"The floods also sample the RSS while they run (peak); their live actors are at the end (and at most).")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| scale | sessions | seconds | per s | RSS MB (heap) | bytes per session | live actors | live actors after idle | RSS after idle MB | note |")
-		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+		fmt.Fprintln(w, "| scale | sessions | seconds | per s | RSS before MB | RSS MB (heap) | peak RSS MB | bytes per session | live actors | live actors after idle | RSS after idle MB | note |")
+		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 		for _, r := range scale {
 			if r.Scale == nil {
 				note := "missing: " + r.Missing
 				if r.Missing == "" {
 					note = "failed: " + oneLine(r.Error)
 				}
-				fmt.Fprintf(w, "| %s | – | – | – | – | – | – | – | – | %s |\n", r.System, note)
+				fmt.Fprintf(w, "| %s | – | – | – | – | – | – | – | – | – | – | %s |\n", r.System, note)
 				continue
 			}
 			s := r.Scale
-			live, liveAfter, rssAfter := "–", "–", "–"
+			sessions := thousands(float64(s.Sessions))
+			if s.Requests > 0 {
+				sessions = fmt.Sprintf("%s (of %s requests)", sessions, thousands(float64(s.Requests)))
+			}
+			peak, live, liveAfter, rssAfter := "–", "–", "–", "–"
+			if s.PeakRSSMB > 0 {
+				peak = fmt.Sprintf("%.0f", s.PeakRSSMB)
+			}
 			if s.LiveActors != nil {
 				live = thousands(float64(*s.LiveActors))
+			}
+			if s.LiveActorsPeak != nil {
+				live += fmt.Sprintf(" (%s at most)", thousands(float64(*s.LiveActorsPeak)))
 			}
 			if s.LiveActorsAfter != nil {
 				liveAfter = thousands(float64(*s.LiveActorsAfter))
 				rssAfter = fmt.Sprintf("%.0f (%.0f after FreeOSMemory; heap %.0f)", s.RSSAfterMB, s.RSSAfterFreeMB, s.HeapAfterMB)
 			}
-			fmt.Fprintf(w, "| %s | %s | %.2f | %s | %.0f (%.0f) | %.0f | %s | %s | %s | %s |\n",
-				r.System, thousands(float64(s.Sessions)), s.Seconds, fmtOr(r.ReqPerS, thousands, "–"), s.RSSMB, s.HeapMB,
-				s.BytesPerSession, live, liveAfter, rssAfter, s.Note)
+			fmt.Fprintf(w, "| %s | %s | %.2f | %s | %.0f | %.0f (%.0f) | %s | %.0f | %s | %s | %s | %s |\n",
+				r.System, sessions, s.Seconds, fmtOr(r.ReqPerS, thousands, "–"), s.RSSBaseMB, s.RSSMB, s.HeapMB, peak,
+				s.BytesPerSession, live, liveAfter, rssAfter, oneLineLong(s.Note))
 		}
 		fmt.Fprintln(w)
 	}
 	if len(rep.Targets) > 0 {
-		fmt.Fprintln(w, "Targets (issue 5; goals for the product, not test assertions):")
+		fmt.Fprintln(w, "Targets (issue 5 and the memory-bounds issue; goals for the product, not test assertions):")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| target | measured | status |")
 		fmt.Fprintln(w, "|---|---|---|")
@@ -268,10 +279,14 @@ func thousands(x float64) string {
 
 // oneLine keeps a message on one table row.
 func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	s = strings.ReplaceAll(s, "|", "/")
+	s = oneLineLong(s)
 	if len(s) > 160 {
 		s = s[:160] + "…"
 	}
 	return s
+}
+
+// oneLineLong keeps a note on one table row, whatever its length.
+func oneLineLong(s string) string {
+	return strings.ReplaceAll(strings.Join(strings.Fields(s), " "), "|", "/")
 }

@@ -29,9 +29,19 @@ const (
 	scaleActors           = "engine-actors"
 )
 
-// scalePassivateAfter is the engine's idle timeout in the actor scale
-// measurement: longer than creating the actors takes, short enough to
-// wait for.
+// scaleKinds lists the scale measurements in the order they run; missing,
+// when not empty, says why one cannot be made yet.
+var scaleKinds = []struct{ name, missing string }{
+	{scaleMemoryStorage, ""},
+	{scaleDirectoryStorage, directoryMissing},
+	{scaleActors, ""},
+	{scaleJunkFlood, ""},
+	{scaleFreshFlood, ""},
+}
+
+// scalePassivateAfter is the default engine idle timeout of the actor
+// scale measurement (-scale-passivate): longer than creating the actors
+// takes, short enough to wait for.
 const scalePassivateAfter = 5 * time.Second
 
 // scaleDirectoryBudget bounds the time the directory storage measurement
@@ -41,7 +51,10 @@ const scaleDirectoryBudget = 15 * time.Second
 
 // scaleInfo is one scale measurement, made in a fresh process.
 type scaleInfo struct {
+	// Sessions stored or created; for junk-flood, the sessions its
+	// requests made (none is expected).
 	Sessions        int     `json:"sessions"`
+	Requests        int     `json:"requests,omitempty"` // junk-flood: requests measured
 	Seconds         float64 `json:"seconds"`
 	RSSBaseMB       float64 `json:"rss_base_mb"` // before storing anything
 	RSSMB           float64 `json:"rss_mb"`      // right after
@@ -57,21 +70,26 @@ type scaleInfo struct {
 	RSSAfterMB      float64 `json:"rss_after_mb,omitempty"`      // after passivation
 	RSSAfterFreeMB  float64 `json:"rss_after_free_mb,omitempty"` // then after debug.FreeOSMemory
 	HeapAfterMB     float64 `json:"heap_after_mb,omitempty"`     // live heap after passivation and a GC
-	Note            string  `json:"note,omitempty"`
+
+	// Floods only: the highest resident size sampled while it ran (never
+	// below RSSBaseMB and RSSMB), the live actors then and at most (LiveActors
+	// is at the end), and the engine's counters over the flood (Evicted
+	// is null for an engine that does not count it).
+	PeakRSSMB           float64 `json:"peak_rss_mb,omitempty"`
+	RSSSamples          int     `json:"rss_samples,omitempty"`
+	LiveActorsAtPeakRSS *int64  `json:"live_actors_at_peak_rss,omitempty"`
+	LiveActorsPeak      *int64  `json:"live_actors_peak,omitempty"`
+	Spawned             int64   `json:"spawned,omitempty"`
+	Evicted             *int64  `json:"evicted,omitempty"`
+
+	Note string `json:"note,omitempty"`
 }
 
 // runScale runs each scale measurement in a process of its own, so that
 // each resident size is its own.
 func runScale(o options, stderr io.Writer) []record {
-	kinds := []struct {
-		name, missing string
-	}{
-		{scaleMemoryStorage, ""},
-		{scaleDirectoryStorage, directoryMissing},
-		{scaleActors, ""},
-	}
 	var recs []record
-	for _, k := range kinds {
+	for _, k := range scaleKinds {
 		r := record{Scenario: scenarioScale, System: k.name, Missing: k.missing}
 		if k.missing == "" {
 			began := time.Now()
@@ -82,15 +100,43 @@ func runScale(o options, stderr io.Writer) []record {
 			} else {
 				r.Scale = &info
 				if info.Seconds > 0 {
-					r.ReqPerS = ptr(float64(info.Sessions) / info.Seconds)
+					r.ReqPerS = ptr(float64(info.count()) / info.Seconds)
 				}
-				fmt.Fprintf(stderr, "[scale %5.1fs] %-18s %s sessions in %.2f s, RSS %.0f MB (%.0f B/session)%s\n",
-					time.Since(began).Seconds(), k.name, thousands(float64(info.Sessions)), info.Seconds, info.RSSMB, info.BytesPerSession, actorsLine(info))
+				fmt.Fprintf(stderr, "[scale %5.1fs] %-18s %s\n", time.Since(began).Seconds(), k.name, info.line())
 			}
 		}
 		recs = append(recs, r)
 	}
 	return recs
+}
+
+// count is what the measurement's rate counts: requests for junk-flood,
+// sessions otherwise.
+func (s scaleInfo) count() int {
+	if s.Requests > 0 {
+		return s.Requests
+	}
+	return s.Sessions
+}
+
+// line is the measurement's progress line.
+func (s scaleInfo) line() string {
+	if s.Requests > 0 || s.LiveActorsPeak != nil {
+		made := ""
+		if s.Requests > 0 {
+			made = fmt.Sprintf("%s requests made %s sessions", thousands(float64(s.Requests)), thousands(float64(s.Sessions)))
+		} else {
+			made = thousands(float64(s.Sessions)) + " sessions"
+		}
+		evicted := "–"
+		if s.Evicted != nil {
+			evicted = thousands(float64(*s.Evicted))
+		}
+		return fmt.Sprintf("%s in %.2f s, RSS %.0f MB before, %.0f MB after, %.0f MB at the peak; live actors %s at the end, %s at most; evicted %s",
+			made, s.Seconds, s.RSSBaseMB, s.RSSMB, s.PeakRSSMB, thousands(float64(*s.LiveActors)), thousands(float64(*s.LiveActorsPeak)), evicted)
+	}
+	return fmt.Sprintf("%s sessions in %.2f s, RSS %.0f MB (%.0f B/session)%s",
+		thousands(float64(s.Sessions)), s.Seconds, s.RSSMB, s.BytesPerSession, actorsLine(s))
 }
 
 func actorsLine(s scaleInfo) string {
@@ -118,7 +164,9 @@ func scaleChild(name string, o options, stderr io.Writer) (scaleInfo, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "-scale-child", name, "-scale-dir", dir,
-		"-scale-sessions", strconv.Itoa(o.scaleN), "-scale-actors", strconv.Itoa(o.scaleActors))
+		"-scale-sessions", strconv.Itoa(o.scaleN), "-scale-actors", strconv.Itoa(o.scaleActors),
+		"-scale-passivate", o.scalePassivate.String(),
+		"-scale-junk", strconv.Itoa(o.scaleJunk), "-scale-fresh", strconv.Itoa(o.scaleFresh))
 	cmd.Stderr = stderr
 	cmd.Env = childEnv()
 	out, err := cmd.Output()
@@ -141,16 +189,20 @@ func scaleChild(name string, o options, stderr io.Writer) (scaleInfo, error) {
 
 // scaleOne is the hidden -scale-child mode: one measurement, its result
 // printed as one JSON line.
-func scaleOne(name string, sessions, actors int, dir string, stdout io.Writer) error {
+func scaleOne(name string, o options, dir string, stdout io.Writer) error {
 	var info scaleInfo
 	var err error
 	switch name {
 	case scaleMemoryStorage:
-		info, err = scaleMemory(sessions)
+		info, err = scaleMemory(o.scaleN)
 	case scaleDirectoryStorage:
-		info, err = scaleDirectory(sessions, dir, scaleDirectoryBudget)
+		info, err = scaleDirectory(o.scaleN, dir, scaleDirectoryBudget)
 	case scaleActors:
-		info, err = scaleEngine(actors, scalePassivateAfter)
+		info, err = scaleEngine(o.scaleActors, o.scalePassivate)
+	case scaleJunkFlood:
+		info, err = scaleJunk(o.scaleJunk, junkConnections)
+	case scaleFreshFlood:
+		info, err = scaleFresh(o.scaleFresh, scaleWorkers, engine.Options{}) // the defaults
 	default:
 		err = fmt.Errorf("unknown scale measurement")
 	}
@@ -232,11 +284,15 @@ func scaleStore(n int, budget time.Duration, save func(ctx context.Context, id s
 	return info, nil
 }
 
+// scaleWorkers is the goroutines calling Create in the engine
+// measurements.
+const scaleWorkers = 64
+
 // scaleEngine creates n sessions of 100 bytes through the engine's
 // RawKind.Create (n live session actors over a memory storage), then waits
 // for the idle actors to passivate.
 func scaleEngine(n int, passivateAfter time.Duration) (scaleInfo, error) {
-	eng, err := engine.New(engine.Options{PassivateAfter: passivateAfter})
+	eng, err := engine.New(withMaxLive(engine.Options{PassivateAfter: passivateAfter}, scaleActorsBound(n)))
 	if err != nil {
 		return scaleInfo{}, err
 	}
@@ -255,27 +311,15 @@ func scaleEngine(n int, passivateAfter time.Duration) (scaleInfo, error) {
 	payload := bytes.Repeat([]byte("x"), 100)
 	runtime.GC()
 	base := rssMB()
-	const workers = 64
-	var next atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
+	const workers = scaleWorkers
 	start := time.Now()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if _, err := k.Create(ctx, payload); err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	err = parallel(n, workers, func(int) error {
+		_, err := k.Create(ctx, payload)
+		return err
+	})
 	elapsed := time.Since(start)
-	if e := failed.Load(); e != nil {
-		return scaleInfo{}, *e
+	if err != nil {
+		return scaleInfo{}, err
 	}
 	live := eng.Stats().LiveActors
 	info := scaleInfo{
@@ -304,13 +348,19 @@ func scaleEngine(n int, passivateAfter time.Duration) (scaleInfo, error) {
 	info.HeapAfterMB = heapMB()
 	debug.FreeOSMemory()
 	info.RSSAfterFreeMB = rssMB()
-	info.Note = fmt.Sprintf("%d goroutines calling Create; PassivateAfter %v; per-session bytes include the stored record", workers, passivateAfter)
+	info.Note = fmt.Sprintf("%d goroutines calling Create; PassivateAfter %v, MaxLiveActors %s; per-session bytes include the stored record",
+		workers, passivateAfter, boundLabel(scaleActorsBound(n)))
 	return info, nil
 }
 
+// scaleActorsBound is the bound on live actors of the engine-actors
+// measurement, which is about n live actors, not the bound: twice n (or
+// the default if higher), since the engine shares its bound out among its
+// dispatcher shards and a shard that gets more than its share evicts.
+func scaleActorsBound(n int) int { return max(2*n, defaultMaxLive()) }
+
 // scaleID returns a distinct ID of the UUID form for i.
 func scaleID(i int) string {
-	const hexDigits = "0123456789abcdef"
 	a, b := splitmix(uint64(i)), splitmix(uint64(i)^0x9e3779b97f4a7c15)
 	var raw [16]byte
 	for j := range 8 {
@@ -321,6 +371,12 @@ func scaleID(i int) string {
 	for j := range 4 {
 		raw[j] = byte(uint32(i) >> (8 * j))
 	}
+	return formatUUID(raw)
+}
+
+// formatUUID writes raw in the UUID form: 36 bytes, hex digits and dashes.
+func formatUUID(raw [16]byte) string {
+	const hexDigits = "0123456789abcdef"
 	var out [36]byte
 	o := 0
 	for j, c := range raw {

@@ -115,29 +115,39 @@ type Count struct {
 	N int `json:"n"`
 }
 
+// stewardCookie is the name of the cookie of Steward's systems.
+const stewardCookie = "SESSION_ID"
+
 // stewardHandler serves the counter from a Steward engine whose one kind
 // keeps its values in store, its ID in the cookie SESSION_ID; with a nil
 // store the kind is client-side and the value travels in the cookie,
 // sealed by ts.
 func stewardHandler(store storage.Storage, ts ...transport.Transformer) (http.Handler, func() error, error) {
+	h, _, closeEng, err := stewardServer(store, ts...)
+	return h, closeEng, err
+}
+
+// stewardServer is stewardHandler that also returns the engine, whose
+// counters the scale measurements read.
+func stewardServer(store storage.Storage, ts ...transport.Transformer) (http.Handler, *engine.Engine, func() error, error) {
 	eng, err := engine.New(engine.Options{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	closeEng := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return eng.Close(ctx)
 	}
-	counts, err := engine.Register[Count](eng, "SESSION_ID", engine.KindOptions{Storage: store})
+	counts, err := engine.Register[Count](eng, stewardCookie, engine.KindOptions{Storage: store})
 	if err != nil {
 		_ = closeEng()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	mw, err := transport.Middleware(transport.Cookie(counts, transport.CookieConfig{Name: "SESSION_ID"}, ts...))
+	mw, err := transport.Middleware(transport.Cookie(counts, transport.CookieConfig{Name: stewardCookie}, ts...))
 	if err != nil {
 		_ = closeEng()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h := counter{
 		incr: func(_ http.ResponseWriter, r *http.Request) (int, error) {
@@ -152,12 +162,15 @@ func stewardHandler(store storage.Storage, ts ...transport.Transformer) (http.Ha
 			return c.N, err
 		},
 	}
-	return mw(h), closeEng, nil
+	return mw(h), eng, closeEng, nil
 }
 
 func buildStewardMemory(string) (http.Handler, func() error, error) {
-	return stewardHandler(storage.NewMemory(storage.MemoryOptions{}))
+	return stewardHandler(newStewardMemory())
 }
+
+// newStewardMemory is the storage of steward-memory.
+func newStewardMemory() storage.Storage { return storage.NewMemory(storage.MemoryOptions{}) }
 
 // steward-client: the count travels in the cookie, encrypted (AES-128-GCM).
 func buildStewardClient(string) (http.Handler, func() error, error) {
