@@ -25,7 +25,9 @@
 // X-Session. -secret is the key, 32 bytes in hex: it encrypts the value in
 // client mode and signs the ID in server mode; without it client mode uses a
 // random key (sessions do not survive a restart) and server mode sends bare
-// IDs. A storage failure answers 503 with a JSON error body. Try it:
+// IDs. A storage failure answers 503 with a JSON error body that says only
+// "storage unavailable" (other failures: 500, "internal error"); the
+// details go to the log. Try it:
 //
 //	curl -c jar -b jar -X POST http://127.0.0.1:8080/increment
 package main
@@ -74,6 +76,8 @@ type config struct {
 	PassivateAfter time.Duration
 	// store replaces the storage chosen by Storage (tests inject failures).
 	store storage.Storage
+	// logOut receives the logs; nil means os.Stderr (tests capture them).
+	logOut io.Writer
 }
 
 func main() {
@@ -132,6 +136,7 @@ func run(cfg config, stdout io.Writer) error {
 
 // app is the counter's engine, session kind and HTTP handler.
 type app struct {
+	log     *slog.Logger
 	eng     *engine.Engine
 	counts  *engine.Kind[Count]
 	handler http.Handler
@@ -142,7 +147,11 @@ func newApp(cfg config) (*app, error) {
 	if cfg.Verbose {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	out := cfg.logOut
+	if out == nil {
+		out = os.Stderr
+	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
 
 	key, err := parseSecret(cfg.Secret)
 	if err != nil {
@@ -152,7 +161,7 @@ func newApp(cfg config) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{eng: eng}
+	a := &app{log: logger, eng: eng}
 	fail := func(err error) (*app, error) {
 		_ = eng.Close(context.Background())
 		return nil, err
@@ -246,7 +255,7 @@ func parseSecret(h string) ([]byte, error) {
 
 func (a *app) get(w http.ResponseWriter, r *http.Request) {
 	c, _, err := a.counts.Get(r.Context())
-	reply(w, c, err)
+	a.reply(w, r, c, err)
 }
 
 func (a *app) increment(w http.ResponseWriter, r *http.Request) {
@@ -254,42 +263,54 @@ func (a *app) increment(w http.ResponseWriter, r *http.Request) {
 		c.N++
 		return nil
 	})
-	reply(w, c, err)
+	a.reply(w, r, c, err)
 }
 
 func (a *app) renew(w http.ResponseWriter, r *http.Request) {
 	err := a.counts.Renew(r.Context())
 	if errors.Is(err, engine.ErrNoSession) {
-		reply(w, Count{}, nil) // nothing to renew: still no session
+		a.reply(w, r, Count{}, nil) // nothing to renew: still no session
 		return
 	}
 	if err != nil {
-		reply(w, Count{}, err)
+		a.reply(w, r, Count{}, err)
 		return
 	}
 	c, _, err := a.counts.Get(r.Context())
-	reply(w, c, err)
+	a.reply(w, r, c, err)
 }
 
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	if err := a.counts.Clear(r.Context()); err != nil {
-		reply(w, Count{}, err)
+		a.reply(w, r, Count{}, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // reply writes {"count": N}, or the error: 503 when the storage or the
-// engine is unavailable, 500 otherwise.
-func reply(w http.ResponseWriter, c Count, err error) {
+// engine is unavailable, 500 otherwise. The body names only the class of
+// the failure ("storage unavailable", "internal error"): the error itself
+// can hold file paths, the Redis address or a session's file name, so it
+// goes to the log, never to the client.
+func (a *app) reply(w http.ResponseWriter, r *http.Request, c Count, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, engine.ErrStorage) || errors.Is(err, engine.ErrClosed) {
-			status = http.StatusServiceUnavailable
+		status, msg := http.StatusInternalServerError, "internal error"
+		switch {
+		case errors.Is(err, engine.ErrStorage):
+			status, msg = http.StatusServiceUnavailable, "storage unavailable"
+		case errors.Is(err, engine.ErrClosed):
+			status, msg = http.StatusServiceUnavailable, "shutting down"
 		}
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) {
+			level = slog.LevelInfo // the client went away
+		}
+		a.log.Log(r.Context(), level, "counter: request failed",
+			"method", r.Method, "path", r.URL.Path, "status", status, "error", err)
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 		return
 	}
 	_ = json.NewEncoder(w).Encode(map[string]int{"count": c.N})

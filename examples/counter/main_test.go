@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,9 +28,41 @@ import (
 
 // testServer runs the counter's handler on a real loopback server.
 type testServer struct {
-	t   *testing.T
-	app *app
-	srv *httptest.Server
+	t    *testing.T
+	app  *app
+	srv  *httptest.Server
+	logs *logBuffer // what the counter logged (nil if cfg.logOut was given)
+}
+
+// logBuffer collects a counter's logs; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// captureLogs points cfg's logs at a buffer that is printed if t fails.
+func captureLogs(t *testing.T, cfg *config) *logBuffer {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg.logOut = logs
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the counter's logs:\n%s", logs)
+		}
+	})
+	return logs
 }
 
 func newTestServer(t *testing.T, cfg config) *testServer {
@@ -38,11 +73,15 @@ func newTestServer(t *testing.T, cfg config) *testServer {
 	if cfg.Transport == "" {
 		cfg.Transport = "cookie"
 	}
+	var logs *logBuffer
+	if cfg.logOut == nil {
+		logs = captureLogs(t, &cfg)
+	}
 	a, err := newApp(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{t: t, app: a, srv: httptest.NewServer(a.handler)}
+	ts := &testServer{t: t, app: a, srv: httptest.NewServer(a.handler), logs: logs}
 	t.Cleanup(func() {
 		ts.srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -70,7 +109,7 @@ func (ts *testServer) client(header bool) *client {
 }
 
 // do sends a request and returns the status, the decoded count (-1 if the
-// body had none) and the response.
+// body had none) and the response, whose Body still holds the whole body.
 func (c *client) do(method, path string) (int, int, *http.Response) {
 	c.ts.t.Helper()
 	req, _ := http.NewRequest(method, c.ts.srv.URL+path, nil)
@@ -94,8 +133,13 @@ func (c *client) do(method, path string) (int, int, *http.Response) {
 			c.mu.Unlock()
 		}
 	}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.ts.t.Errorf("%s %s: reading the body: %v", method, path, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	body := map[string]any{}
-	_ = json.NewDecoder(resp.Body).Decode(&body)
+	_ = json.Unmarshal(raw, &body)
 	n := -1
 	if f, ok := body["count"].(float64); ok {
 		n = int(f)
@@ -274,12 +318,65 @@ func TestStorageFailureIs503(t *testing.T) {
 	if status != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("increment with the storage down: %d %q", status, resp.Header.Get("Content-Type"))
 	}
-	if status, _, _ := ts.client(false).do("POST", "/increment"); status != http.StatusServiceUnavailable {
+	wantGenericError(t, resp, "storage unavailable", errDown.Error())
+	status, _, resp = ts.client(false).do("POST", "/increment")
+	if status != http.StatusServiceUnavailable {
 		t.Fatalf("new session with the storage down: %d", status)
+	}
+	wantGenericError(t, resp, "storage unavailable", errDown.Error())
+	if !strings.Contains(ts.logs.String(), errDown.Error()) {
+		t.Fatalf("the storage's error is not in the log:\n%s", ts.logs)
 	}
 	store.down.Store(false)
 	if status, n, _ := c.do("POST", "/increment"); status != 200 || n != 2 {
 		t.Fatalf("after recovery: %d %d", status, n)
+	}
+}
+
+// wantGenericError checks that resp's body is exactly {"error": msg} and
+// holds none of the leaks: the details of a failure go to the log only.
+func wantGenericError(t *testing.T, resp *http.Response, msg string, leaks ...string) {
+	t.Helper()
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	var body map[string]string
+	if err := json.Unmarshal(raw, &body); err != nil || len(body) != 1 || body["error"] != msg {
+		t.Fatalf("error body %q, want {\"error\":%q}", raw, msg)
+	}
+	for _, leak := range leaks {
+		if leak != "" && bytes.Contains(bytes.ToLower(raw), bytes.ToLower([]byte(leak))) {
+			t.Fatalf("error body %q gives away %q", raw, leak)
+		}
+	}
+}
+
+// TestDirectoryFailureBody: when the session directory goes away (here it
+// is replaced by a file, which stops even root), the client is told
+// "storage unavailable" and nothing else; the path and the system's error
+// are in the log.
+func TestDirectoryFailureBody(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sessions")
+	ts := newTestServer(t, config{Storage: "directory", Dir: dir})
+	c := ts.client(false)
+	if status, n, _ := c.do("POST", "/increment"); status != 200 || n != 1 {
+		t.Fatalf("first increment: %d %d", status, n)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leaks := []string{dir, filepath.Base(filepath.Dir(dir)), "sessions", "not a directory", "storage:", "open "}
+	for _, cl := range []*client{c, ts.client(false)} { // an existing session, a new one
+		status, _, resp := cl.do("POST", "/increment")
+		if status != http.StatusServiceUnavailable {
+			t.Fatalf("increment with the directory gone: %d", status)
+		}
+		wantGenericError(t, resp, "storage unavailable", leaks...)
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, "not a directory") || !strings.Contains(logs, "path=/increment") {
+		t.Fatalf("the failure's details are not in the log:\n%s", logs)
 	}
 }
 
@@ -485,6 +582,11 @@ func TestRedisStorage(t *testing.T) {
 		t.Fatalf("count = %d, want 801", got)
 	}
 	srv.Stop()
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaks := []string{u.Host, u.Port(), "127.0.0.1", "redis", "dial", "refused"}
 	for _, path := range []string{"/", "/increment"} {
 		method := "POST"
 		if path == "/" {
@@ -494,6 +596,10 @@ func TestRedisStorage(t *testing.T) {
 		if status != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/json" {
 			t.Fatalf("%s %s with Redis down: %d", method, path, status)
 		}
+		wantGenericError(t, resp, "storage unavailable", leaks...)
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, u.Port()) {
+		t.Fatalf("the Redis failure's details are not in the log:\n%s", logs)
 	}
 	srv.Restart() // empty: persistence is off
 	// The client library reconnects each of its pipelined connections on
