@@ -4,7 +4,7 @@
 //
 //	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage directory|memory|redis] [-dir PATH] [-redis URL]
 //	                          [-transport cookie|header]
-//	                          [-mode server|client] [-secret HEX]
+//	                          [-mode server|client] [-secret-file PATH]
 //
 // It prints "listening on http://ADDR" once it accepts connections and
 // closes gracefully on SIGINT or SIGTERM. The endpoints:
@@ -22,10 +22,14 @@
 // SESSION_ID (cookie transport) or the header X-Session (header transport)
 // and the count lives in the storage. In client mode the count itself
 // travels, encrypted (AES-GCM), in the cookie SESSION or the header
-// X-Session. -secret is the key, 32 bytes in hex: it encrypts the value in
-// client mode and signs the ID in server mode; without it client mode uses a
-// random key (sessions do not survive a restart) and server mode sends bare
-// IDs. A storage failure answers 503 with a JSON error body that says only
+// X-Session. The secret is a key of 32 bytes in hex: it encrypts the value
+// in client mode and signs the ID in server mode; without it client mode
+// uses a random key (sessions do not survive a restart) and server mode
+// sends bare IDs. Give it in a file (-secret-file PATH, mode 600) or in the
+// environment (STEWARD_SECRET), never both; -secret HEX still works but
+// logs a warning, since a command line is readable by every local user.
+//
+// A storage failure answers 503 with a JSON error body that says only
 // "storage unavailable" (other failures: 500, "internal error"); the
 // details go to the log. Try it:
 //
@@ -46,6 +50,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,8 +74,13 @@ type config struct {
 	Redis     string // redis:// URL for -storage redis
 	Transport string // cookie | header
 	Mode      string // server | client
-	Secret    string // hex key; "" for none
 	Verbose   bool
+
+	// The secret, 32 bytes in hex, comes from at most one of these; none
+	// means no secret.
+	SecretFile string // -secret-file: a file holding it
+	SecretEnv  string // the value of STEWARD_SECRET
+	Secret     string // -secret: on the command line, which every local user can read
 
 	// PassivateAfter is the engine's passivation timeout (tests shorten
 	// it); zero means the engine's default.
@@ -80,21 +91,51 @@ type config struct {
 	logOut io.Writer
 }
 
+// secretEnv is the environment variable that can hold the secret.
+const secretEnv = "STEWARD_SECRET"
+
 func main() {
-	var cfg config
-	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
-	flag.StringVar(&cfg.Storage, "storage", "directory", "where sessions live: directory (cached) | memory | redis")
-	flag.StringVar(&cfg.Dir, "dir", ".sessions", "the session directory for -storage directory")
-	flag.StringVar(&cfg.Redis, "redis", "redis://127.0.0.1:6379/0", "Redis URL for -storage redis")
-	flag.StringVar(&cfg.Transport, "transport", "cookie", "how the session travels: cookie | header")
-	flag.StringVar(&cfg.Mode, "mode", "server", "server: the count lives in the storage; client: it travels, encrypted")
-	flag.StringVar(&cfg.Secret, "secret", "", "32-byte key in hex: encrypts in client mode, signs the ID in server mode")
-	flag.BoolVar(&cfg.Verbose, "v", false, "log the engine's debug messages to stderr")
-	flag.Parse()
+	cfg, err := parseArgs(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		os.Exit(2) // parseArgs said why
+	}
+	// Read once: children of this process need not inherit it.
+	_ = os.Unsetenv(secretEnv)
 	if err := run(cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "counter:", err)
 		os.Exit(1)
 	}
+}
+
+// parseArgs reads the command line and, through getenv, the environment.
+// Errors and the usage are written to stderr, as the flag package does.
+func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("counter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&cfg.Storage, "storage", "directory", "where sessions live: directory (cached) | memory | redis")
+	fs.StringVar(&cfg.Dir, "dir", ".sessions", "the session directory for -storage directory")
+	fs.StringVar(&cfg.Redis, "redis", "redis://127.0.0.1:6379/0", "Redis URL for -storage redis")
+	fs.StringVar(&cfg.Transport, "transport", "cookie", "how the session travels: cookie | header")
+	fs.StringVar(&cfg.Mode, "mode", "server", "server: the count lives in the storage; client: it travels, encrypted")
+	fs.StringVar(&cfg.SecretFile, "secret-file", "", "file holding the 32-byte key in hex: encrypts in client mode, signs the ID in server mode (or set "+secretEnv+")")
+	fs.StringVar(&cfg.Secret, "secret", "", "the key in hex on the command line: discouraged, every local user can read it; use -secret-file or "+secretEnv)
+	fs.BoolVar(&cfg.Verbose, "v", false, "log the engine's debug messages to stderr")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+		return config{}, err
+	}
+	cfg.SecretEnv = getenv(secretEnv)
+	return cfg, nil
 }
 
 // run serves until SIGINT or SIGTERM, then shuts down gracefully.
@@ -153,7 +194,7 @@ func newApp(cfg config) (*app, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
 
-	key, err := parseSecret(cfg.Secret)
+	key, err := loadSecret(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +225,7 @@ func newApp(cfg config) (*app, error) {
 		if key == nil {
 			key = make([]byte, 32)
 			_, _ = rand.Read(key)
-			logger.Warn("client mode without -secret: a random key is used, sessions end when the server stops")
+			logger.Warn("client mode without a secret (-secret-file or " + secretEnv + "): a random key is used, sessions end when the server stops")
 		}
 		ts = append(ts, transport.Encrypt(key))
 	default:
@@ -241,14 +282,70 @@ func openStorage(cfg config) (storage.Storage, error) {
 	return nil, fmt.Errorf("unknown -storage %q (want directory, memory or redis)", cfg.Storage)
 }
 
-// parseSecret decodes -secret: 32 bytes in hex, or nothing.
-func parseSecret(h string) ([]byte, error) {
-	if h == "" {
-		return nil, nil
+// maxSecretFile bounds what -secret-file reads: a key is 64 hex digits.
+const maxSecretFile = 4096
+
+// loadSecret returns the key from -secret-file, STEWARD_SECRET or -secret,
+// nil if none is given, and an error if more than one is: which one wins
+// must never be a guess. -secret works but is logged as a warning: the
+// command line of a process is readable by every local user (ps,
+// /proc/PID/cmdline) for as long as it runs.
+func loadSecret(cfg config, log *slog.Logger) ([]byte, error) {
+	var given []string
+	if cfg.SecretFile != "" {
+		given = append(given, "-secret-file")
 	}
-	key, err := hex.DecodeString(h)
+	if cfg.SecretEnv != "" {
+		given = append(given, secretEnv)
+	}
+	if cfg.Secret != "" {
+		given = append(given, "-secret")
+	}
+	switch {
+	case len(given) == 0:
+		return nil, nil
+	case len(given) > 1:
+		return nil, fmt.Errorf("the secret is given %d ways (%s): give it one way", len(given), strings.Join(given, ", "))
+	case cfg.SecretFile != "":
+		h, err := readSecretFile(cfg.SecretFile, log)
+		if err != nil {
+			return nil, err
+		}
+		return parseSecret(h, "the file of -secret-file")
+	case cfg.SecretEnv != "":
+		return parseSecret(cfg.SecretEnv, secretEnv)
+	}
+	log.Warn("counter: -secret puts the key on the command line, where every local user can read it (ps, /proc/PID/cmdline); use -secret-file PATH or " + secretEnv)
+	return parseSecret(cfg.Secret, "-secret")
+}
+
+// readSecretFile returns the contents of the -secret-file file, and warns
+// when other users may read or change it.
+func readSecretFile(path string, log *slog.Logger) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("-secret-file: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("counter: the secret file is open to other users; chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", fmt.Errorf("-secret-file: %w", err)
+	}
+	if len(b) > maxSecretFile {
+		return "", fmt.Errorf("-secret-file: %s is larger than a key (%d bytes or more)", path, maxSecretFile)
+	}
+	return string(b), nil
+}
+
+// parseSecret decodes a secret: 32 bytes in hex, surrounding white space
+// (a final newline) ignored. Its errors never quote the secret.
+func parseSecret(h, from string) ([]byte, error) {
+	key, err := hex.DecodeString(strings.TrimSpace(h))
 	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("-secret must be 32 bytes in hex (64 hex digits), e.g. from: openssl rand -hex 32")
+		return nil, fmt.Errorf("%s must hold 32 bytes in hex (64 hex digits), e.g. from: openssl rand -hex 32", from)
 	}
 	return key, nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -429,59 +430,142 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// built is the counter's binary, built once for the tests that run it.
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// counterBinary builds the command (once) and returns its path.
+func counterBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "counter-test-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "counter")
+		if out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.path != "" {
+		_ = os.RemoveAll(filepath.Dir(built.path))
+	}
+	os.Exit(code)
+}
+
+// runCommand starts the binary with args and the extra environment env,
+// checks its first line, calls use with the URL it printed, then stops it
+// with SIGTERM and expects exit status 0.
+func runCommand(t *testing.T, bin string, env, args []string, use func(url string)) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, secretEnv+"=") { // the tests choose
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "listening on http://127.0.0.1:") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	use(strings.TrimSpace(strings.TrimPrefix(line, "listening on ")))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
+
+// expectCounts sends method path n times through hc, expecting the counts
+// from first on.
+func expectCounts(t *testing.T, hc *http.Client, url, method, path string, first, n int) {
+	t.Helper()
+	for want := first; want < first+n; want++ {
+		req, _ := http.NewRequest(method, url+path, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Count int }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if body.Count != want {
+			t.Fatalf("%s %s answered %d, want %d", method, path, body.Count, want)
+		}
+	}
+}
+
 // TestMainCommand builds the command and runs it as the README says, on
 // its default storage (the cached directory): it prints the address,
 // counts, exits 0 on SIGTERM, and after a restart on the same directory
 // the count is still there.
 func TestMainCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	bin := filepath.Join(t.TempDir(), "counter")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := counterBinary(t)
 	dir := filepath.Join(t.TempDir(), "sessions")
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	// run starts the counter, sends method path n times expecting the
 	// counts from first on, and stops it with SIGTERM.
 	run := func(method, path string, first, n int) {
-		cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-dir", dir)
-		stdout, _ := cmd.StdoutPipe()
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "listening on http://127.0.0.1:") {
-			t.Fatalf("first line %q, %v", line, err)
-		}
-		url := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
-		for want := first; want < first+n; want++ {
-			req, _ := http.NewRequest(method, url+path, nil)
-			resp, err := hc.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var body struct{ Count int }
-			_ = json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if body.Count != want {
-				t.Fatalf("%s %s answered %d, want %d", method, path, body.Count, want)
-			}
-		}
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
+		runCommand(t, bin, nil, []string{"-addr", "127.0.0.1:0", "-dir", dir}, func(url string) {
+			expectCounts(t, hc, url, method, path, first, n)
+		})
 	}
 	run("POST", "/increment", 1, 3)
 	run("GET", "/", 3, 1) // restarted: the session survived
 	run("POST", "/increment", 4, 1)
+}
+
+// TestMainCommandSecret: the command takes its secret from STEWARD_SECRET
+// or from -secret-file. In client mode the count travels in the cookie,
+// sealed with that key, so it survives a restart only if the key came
+// through: a restart with the same key reads it, one without a key does
+// not.
+func TestMainCommandSecret(t *testing.T) {
+	bin := counterBinary(t)
+	file := filepath.Join(t.TempDir(), "counter.key")
+	if err := os.WriteFile(file, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	client := []string{"-addr", "127.0.0.1:0", "-mode", "client"}
+	env := []string{secretEnv + "=" + testSecret}
+	runCommand(t, bin, env, client, func(url string) {
+		expectCounts(t, hc, url, "POST", "/increment", 1, 2)
+	})
+	runCommand(t, bin, nil, append(client, "-secret-file", file), func(url string) {
+		expectCounts(t, hc, url, "POST", "/increment", 3, 1) // same key, from the file
+	})
+	runCommand(t, bin, env, client, func(url string) {
+		expectCounts(t, hc, url, "GET", "/", 3, 1)
+	})
+	runCommand(t, bin, nil, client, func(url string) {
+		expectCounts(t, hc, url, "GET", "/", 0, 1) // a random key: the cookie does not open
+	})
 }
 
 func cookieValue(resp *http.Response, name string) string {
@@ -561,8 +645,167 @@ func TestSignedIDs(t *testing.T) {
 		t.Fatalf("count = %d", got)
 	}
 	for _, bad := range []config{{Secret: "zz"}, {Secret: "00"}, {Mode: "sideways"}} {
+		bad.logOut = io.Discard
 		if _, err := newApp(bad); err == nil {
 			t.Fatalf("config %+v accepted", bad)
+		}
+	}
+}
+
+// env is a fake environment for parseArgs.
+func env(kv ...string) func(string) string {
+	return func(k string) string {
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i] == k {
+				return kv[i+1]
+			}
+		}
+		return ""
+	}
+}
+
+// mustParse is parseArgs that fails t on an error.
+func mustParse(t *testing.T, getenv func(string) string, args ...string) config {
+	t.Helper()
+	cfg, err := parseArgs(args, getenv, io.Discard)
+	if err != nil {
+		t.Fatalf("parseArgs(%q): %v", args, err)
+	}
+	return cfg
+}
+
+// TestSecretSources: -secret-file, STEWARD_SECRET and -secret give the same
+// key from the same hex: a value sealed by a counter that read its key
+// from one opens in a counter that read it from another, and not in one
+// with another key.
+func TestSecretSources(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "counter.key")
+	if err := os.WriteFile(file, []byte("  "+testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile := mustParse(t, env(), "-storage", "memory", "-mode", "client", "-secret-file", file)
+	fromEnv := mustParse(t, env(secretEnv, testSecret), "-storage", "memory", "-mode", "client")
+	fromFlag := mustParse(t, env(), "-storage", "memory", "-mode", "client", "-secret", testSecret)
+	other := mustParse(t, env(secretEnv, strings.Repeat("ab", 32)), "-storage", "memory", "-mode", "client")
+	if fromFile.SecretFile != file || fromEnv.SecretEnv != testSecret || fromFlag.Secret != testSecret {
+		t.Fatalf("parsed %+v, %+v, %+v", fromFile, fromEnv, fromFlag)
+	}
+	// seal returns the SESSION cookie after two increments.
+	seal := func(cfg config) string {
+		c := newTestServer(t, cfg).client(false)
+		c.do("POST", "/increment")
+		_, _, resp := c.do("POST", "/increment")
+		return cookieValue(resp, "SESSION")
+	}
+	// open returns the count a counter reads from the cookie v.
+	open := func(cfg config, v string) int {
+		ts := newTestServer(t, cfg)
+		req, _ := http.NewRequest("GET", ts.srv.URL+"/", nil)
+		req.Header.Set("Cookie", "SESSION="+v)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Count int }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return body.Count
+	}
+	for _, pair := range [][2]config{{fromFile, fromEnv}, {fromEnv, fromFile}, {fromFlag, fromFile}} {
+		if n := open(pair[1], seal(pair[0])); n != 2 {
+			t.Fatalf("a value sealed with the key from one source read as %d under the other", n)
+		}
+	}
+	if n := open(other, seal(fromFile)); n != 0 {
+		t.Fatalf("a value sealed under another key read as %d", n)
+	}
+}
+
+// TestSecretErrors: a secret given two ways, a missing or oversized file
+// and a malformed key stop the counter at start-up, with errors that never
+// quote what they read.
+func TestSecretErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", testSecret)
+	const junk = "not-a-key-but-a-secret-all-the-same"
+	for name, cfg := range map[string]config{
+		"file and env":  {SecretFile: good, SecretEnv: testSecret},
+		"flag and env":  {Secret: testSecret, SecretEnv: testSecret},
+		"file and flag": {SecretFile: good, Secret: testSecret},
+		"missing file":  {SecretFile: filepath.Join(dir, "missing")},
+		"junk file":     {SecretFile: write("junk", junk)},
+		"short key":     {SecretFile: write("short", testSecret[:62])},
+		"huge file":     {SecretFile: write("huge", strings.Repeat("0", maxSecretFile+1))},
+		"junk env":      {SecretEnv: junk},
+		"junk flag":     {Secret: junk},
+	} {
+		for _, mode := range []string{"server", "client"} {
+			cfg.Mode, cfg.Storage, cfg.logOut = mode, "memory", io.Discard
+			a, err := newApp(cfg)
+			if err == nil {
+				_ = a.close(context.Background())
+				t.Fatalf("%s, %s mode: accepted", name, mode)
+			}
+			if strings.Contains(err.Error(), junk) || strings.Contains(err.Error(), testSecret) {
+				t.Fatalf("%s: the error quotes the secret: %v", name, err)
+			}
+		}
+	}
+	if _, err := parseArgs([]string{"-secret-file"}, env(), io.Discard); err == nil {
+		t.Fatal("-secret-file without a path accepted")
+	}
+	if _, err := parseArgs([]string{"stray"}, env(), io.Discard); err == nil {
+		t.Fatal("a stray argument accepted")
+	}
+}
+
+// TestSecretWarnings: -secret works but warns that the command line is
+// readable by every local user; a secret file that other users can read
+// is warned about; the environment and a private file are not.
+func TestSecretWarnings(t *testing.T) {
+	dir := t.TempDir()
+	private := filepath.Join(dir, "private")
+	open := filepath.Join(dir, "open")
+	if err := os.WriteFile(private, []byte(testSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(open, []byte(testSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg  config
+		warn string // "" for none
+	}{
+		{config{Secret: testSecret}, "command line"},
+		{config{SecretFile: open}, "chmod 600"},
+		{config{SecretFile: private}, ""},
+		{config{SecretEnv: testSecret}, ""},
+	} {
+		ts := newTestServer(t, tc.cfg)
+		logs := ts.logs.String()
+		if tc.warn != "" && !strings.Contains(logs, tc.warn) {
+			t.Fatalf("%+v: no warning %q in the log:\n%s", tc.cfg, tc.warn, logs)
+		}
+		if tc.warn == "" && strings.Contains(logs, "WARN") {
+			t.Fatalf("%+v: unexpected warning:\n%s", tc.cfg, logs)
+		}
+		if strings.Contains(logs, testSecret) {
+			t.Fatalf("the log holds the secret:\n%s", logs)
+		}
+		c := ts.client(false)
+		c.do("POST", "/increment")
+		if got := c.count(); got != 1 {
+			t.Fatalf("%+v: count = %d", tc.cfg, got)
 		}
 	}
 }
