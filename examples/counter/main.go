@@ -5,9 +5,13 @@
 //	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage directory|memory|redis] [-dir PATH] [-redis URL]
 //	                          [-transport cookie|header]
 //	                          [-mode server|client] [-secret-file PATH]
+//	                          [-read-header-timeout 5s] [-read-timeout 10s] [-write-timeout 15s] [-idle-timeout 30s]
 //
 // It prints "listening on http://ADDR" once it accepts connections and
-// closes gracefully on SIGINT or SIGTERM. The endpoints:
+// closes gracefully on SIGINT or SIGTERM. A client that is slow to send its
+// headers or its request, that reads its response too slowly, or that
+// keeps a connection idle is cut off after the timeout of that flag; the
+// headers of a request may take 32 KiB. The endpoints:
 //
 //	GET  /           200 {"count": N}  N is 0 without a session; creates no session
 //	POST /increment  200 {"count": N}  atomic +1 through the engine's Update
@@ -82,6 +86,9 @@ type config struct {
 	SecretEnv  string // the value of STEWARD_SECRET
 	Secret     string // -secret: on the command line, which every local user can read
 
+	// The http.Server's timeouts; each must be positive.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+
 	// PassivateAfter is the engine's passivation timeout (tests shorten
 	// it); zero means the engine's default.
 	PassivateAfter time.Duration
@@ -104,7 +111,10 @@ func main() {
 	}
 	// Read once: children of this process need not inherit it.
 	_ = os.Unsetenv(secretEnv)
-	if err := run(cfg, os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout); err != nil {
+		stop()
 		fmt.Fprintln(os.Stderr, "counter:", err)
 		os.Exit(1)
 	}
@@ -124,6 +134,10 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	fs.StringVar(&cfg.Mode, "mode", "server", "server: the count lives in the storage; client: it travels, encrypted")
 	fs.StringVar(&cfg.SecretFile, "secret-file", "", "file holding the 32-byte key in hex: encrypts in client mode, signs the ID in server mode (or set "+secretEnv+")")
 	fs.StringVar(&cfg.Secret, "secret", "", "the key in hex on the command line: discouraged, every local user can read it; use -secret-file or "+secretEnv)
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", defaultReadTimeout, "how long a client may take to send a whole request, body included")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", defaultWriteTimeout, "how long a request may take from the end of its headers to the end of the response")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", defaultIdleTimeout, "how long a keep-alive connection may stay idle between requests")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log the engine's debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -138,21 +152,38 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	return cfg, nil
 }
 
-// run serves until SIGINT or SIGTERM, then shuts down gracefully.
-func run(cfg config, stdout io.Writer) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// The http.Server's limits, the defaults of their flags. Without them a
+// client holds a connection for as long as it likes: one that sends its
+// headers or its body a byte at a time, or that never closes an idle
+// keep-alive connection.
+const (
+	defaultReadHeaderTimeout = 5 * time.Second  // the request line and headers
+	defaultReadTimeout       = 10 * time.Second // the whole request, body included (the counter reads none)
+	defaultWriteTimeout      = 15 * time.Second // from the end of the headers to the end of the response
+	defaultIdleTimeout       = 30 * time.Second // a keep-alive connection between requests
+	// maxHeaderBytes bounds the request line and headers: room for several
+	// 4096-byte cookies, far below net/http's default of 1 MiB.
+	maxHeaderBytes = 32 << 10
+)
 
+// run serves until ctx ends (main: SIGINT or SIGTERM), then shuts down
+// gracefully.
+func run(ctx context.Context, cfg config, stdout io.Writer) error {
+	srv, err := newServer(cfg)
+	if err != nil {
+		return err
+	}
 	app, err := newApp(cfg)
 	if err != nil {
 		return err
 	}
+	srv.Handler = app.handler
+	srv.ErrorLog = slog.NewLogLogger(app.log.Handler(), slog.LevelWarn)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		_ = app.close(context.Background())
 		return err
 	}
-	srv := &http.Server{Handler: app.handler, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -173,6 +204,31 @@ func run(cfg config, stdout io.Writer) error {
 		err = nil
 	}
 	return err
+}
+
+// newServer returns the http.Server with the limits of cfg, and no
+// handler yet.
+func newServer(cfg config) (*http.Server, error) {
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"-read-header-timeout", cfg.ReadHeaderTimeout},
+		{"-read-timeout", cfg.ReadTimeout},
+		{"-write-timeout", cfg.WriteTimeout},
+		{"-idle-timeout", cfg.IdleTimeout},
+	} {
+		if t.d <= 0 {
+			return nil, fmt.Errorf("%s must be positive, not %v", t.flag, t.d)
+		}
+	}
+	return &http.Server{
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}, nil
 }
 
 // app is the counter's engine, session kind and HTTP handler.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -871,6 +872,166 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// running is a counter started by run, as main starts it, on a loopback
+// port.
+type running struct {
+	url  string // as printed: "http://127.0.0.1:PORT" or "https://..."
+	addr string // 127.0.0.1:PORT
+	logs *logBuffer
+}
+
+// startRun runs the counter with the flags args (on 127.0.0.1:0 and the
+// memory storage unless args say otherwise) until the test ends; run must
+// then return nil.
+func startRun(t *testing.T, args ...string) *running {
+	t.Helper()
+	cfg := mustParse(t, env(), append([]string{"-addr", "127.0.0.1:0", "-storage", "memory"}, args...)...)
+	logs := captureLogs(t, &cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, cfg, pw)
+		pw.Close()
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr) // never block run on its stdout
+	if err != nil {
+		cancel()
+		t.Fatalf("run printed %q: %v (run: %v)", line, err, <-done)
+	}
+	u := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+	if u == strings.TrimSpace(line) {
+		t.Fatalf("first line %q", line)
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &running{url: u, addr: parsed.Host, logs: logs}
+}
+
+// dial opens a raw TCP connection to the counter.
+func (r *running) dial(t *testing.T) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// closedByServer reads from conn (through rd, which may hold buffered
+// bytes) until the server closes it. The read deadline is a generous
+// guard against a test that would hang, not a measure: the server's own
+// timeouts, a fraction of it, must end the connection first.
+func closedByServer(t *testing.T, conn net.Conn, rd io.Reader) {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := io.Copy(io.Discard, rd)
+	var ne net.Error
+	switch {
+	case err == nil, errors.Is(err, syscall.ECONNRESET): // EOF or a reset: closed by the server
+	case errors.As(err, &ne) && ne.Timeout():
+		t.Fatal("the server kept the connection open")
+	default:
+		t.Fatalf("reading until the server closes: %v", err)
+	}
+}
+
+// TestSlowClientsAreCut: with small timeouts given by the flags, a client
+// that never finishes its headers, one that never finishes its body, and
+// one that keeps a keep-alive connection idle each have their connection
+// closed by the server.
+func TestSlowClientsAreCut(t *testing.T) {
+	r := startRun(t, "-read-header-timeout", "100ms", "-read-timeout", "300ms", "-idle-timeout", "100ms")
+
+	t.Run("headers", func(t *testing.T) {
+		conn := r.dial(t)
+		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nX-Slow: a", r.addr) // and never the rest
+		closedByServer(t, conn, conn)
+	})
+
+	t.Run("body", func(t *testing.T) {
+		conn := r.dial(t)
+		fmt.Fprintf(conn, "POST /increment HTTP/1.1\r\nHost: %s\r\nContent-Length: 1000\r\n\r\nfirst bytes", r.addr)
+		closedByServer(t, conn, conn)
+	})
+
+	t.Run("idle", func(t *testing.T) {
+		conn := r.dial(t)
+		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", r.addr)
+		rd := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close || !strings.Contains(string(body), `"count":0`) {
+			t.Fatalf("first request: %d close=%v %q", resp.StatusCode, resp.Close, body)
+		}
+		closedByServer(t, conn, rd) // kept alive, then idle
+	})
+}
+
+// TestHeaderLimit: request headers beyond 32 KiB are refused with 431,
+// before the handler; within it, a request with large cookies is served.
+func TestHeaderLimit(t *testing.T) {
+	r := startRun(t)
+	hc := &http.Client{Timeout: 30 * time.Second}
+	get := func(headerBytes int) int {
+		req, _ := http.NewRequest("GET", r.url+"/", nil)
+		req.Header.Set("Cookie", "SESSION_ID="+strings.Repeat("a", headerBytes))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := get(3 * 4096); status != 200 {
+		t.Fatalf("12 KiB of cookies: %d", status)
+	}
+	if status := get(64 << 10); status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB of headers: %d", status)
+	}
+}
+
+// TestServerFlags: every timeout must be positive; the defaults are.
+func TestServerFlags(t *testing.T) {
+	cfg := mustParse(t, env())
+	srv, err := newServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.ReadHeaderTimeout != defaultReadHeaderTimeout || srv.ReadTimeout != defaultReadTimeout ||
+		srv.WriteTimeout != defaultWriteTimeout || srv.IdleTimeout != defaultIdleTimeout || srv.MaxHeaderBytes != maxHeaderBytes {
+		t.Fatalf("defaults: %+v", srv)
+	}
+	for _, f := range []string{"-read-header-timeout", "-read-timeout", "-write-timeout", "-idle-timeout"} {
+		for _, v := range []string{"0", "-1s"} {
+			cfg := mustParse(t, env(), f, v)
+			if _, err := newServer(cfg); err == nil || !strings.Contains(err.Error(), f) {
+				t.Fatalf("%s %s: %v", f, v, err)
+			}
+			if err := run(context.Background(), cfg, io.Discard); err == nil {
+				t.Fatalf("run with %s %s started", f, v)
+			}
 		}
 	}
 }
