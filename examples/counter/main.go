@@ -1,17 +1,16 @@
 // Command counter is Steward's demo server: a per-session counter that
 // concurrent requests of one session increment without ever losing an
-// update.
+// update. It is also the reference for running Steward hardened.
 //
 //	go run ./examples/counter [-addr 127.0.0.1:8080] [-storage directory|memory|redis] [-dir PATH] [-redis URL]
 //	                          [-transport cookie|header]
 //	                          [-mode server|client] [-secret-file PATH]
 //	                          [-read-header-timeout 5s] [-read-timeout 10s] [-write-timeout 15s] [-idle-timeout 30s]
+//	                          [-tls-cert PEM -tls-key PEM | -secure]
 //
-// It prints "listening on http://ADDR" once it accepts connections and
-// closes gracefully on SIGINT or SIGTERM. A client that is slow to send its
-// headers or its request, that reads its response too slowly, or that
-// keeps a connection idle is cut off after the timeout of that flag; the
-// headers of a request may take 32 KiB. The endpoints:
+// It prints "listening on http://ADDR" ("https://ADDR" with -tls-cert and
+// -tls-key: it serves HTTPS) once it accepts connections and closes
+// gracefully on SIGINT or SIGTERM. The endpoints:
 //
 //	GET  /           200 {"count": N}  N is 0 without a session; creates no session
 //	POST /increment  200 {"count": N}  atomic +1 through the engine's Update
@@ -26,14 +25,21 @@
 // SESSION_ID (cookie transport) or the header X-Session (header transport)
 // and the count lives in the storage. In client mode the count itself
 // travels, encrypted (AES-GCM), in the cookie SESSION or the header
-// X-Session. The secret is a key of 32 bytes in hex: it encrypts the value
-// in client mode and signs the ID in server mode; without it client mode
-// uses a random key (sessions do not survive a restart) and server mode
-// sends bare IDs. Give it in a file (-secret-file PATH, mode 600) or in the
-// environment (STEWARD_SECRET), never both; -secret HEX still works but
+// X-Session. Served over TLS, or with -secure when a proxy in front
+// terminates TLS, the cookies are Secure and named __Host-SESSION_ID and
+// __Host-SESSION.
+//
+// The secret is a key of 32 bytes in hex: it encrypts the value in client
+// mode and signs the ID in server mode; without it client mode uses a
+// random key (sessions do not survive a restart) and server mode sends
+// bare IDs. Give it in a file (-secret-file PATH, mode 600) or in the
+// environment (STEWARD_SECRET), one way only; -secret HEX still works but
 // logs a warning, since a command line is readable by every local user.
 //
-// A storage failure answers 503 with a JSON error body that says only
+// A client that is slow to send its headers or its request, that reads
+// its response too slowly, or that keeps a connection idle is cut off
+// after the timeout of that flag; request headers may take 32 KiB. A
+// storage failure answers 503 with a JSON error body that says only
 // "storage unavailable" (other failures: 500, "internal error"); the
 // details go to the log. Try it:
 //
@@ -43,6 +49,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -88,6 +95,13 @@ type config struct {
 
 	// The http.Server's timeouts; each must be positive.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+
+	// TLSCert and TLSKey are PEM files: with both the counter serves HTTPS.
+	TLSCert, TLSKey string
+	// Secure says the clients reach the counter over HTTPS even though it
+	// serves HTTP (TLS terminated by a proxy in front). With TLS or Secure,
+	// cookies are Secure and named with the __Host- prefix.
+	Secure bool
 
 	// PassivateAfter is the engine's passivation timeout (tests shorten
 	// it); zero means the engine's default.
@@ -138,6 +152,9 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", defaultReadTimeout, "how long a client may take to send a whole request, body included")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", defaultWriteTimeout, "how long a request may take from the end of its headers to the end of the response")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", defaultIdleTimeout, "how long a keep-alive connection may stay idle between requests")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate chain (PEM) to serve HTTPS, with -tls-key")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) of -tls-cert")
+	fs.BoolVar(&cfg.Secure, "secure", false, "clients come over HTTPS through a proxy that terminates TLS: cookies are Secure, named __Host-")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log the engine's debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -184,9 +201,14 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		_ = app.close(context.Background())
 		return err
 	}
-	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	if srv.TLSConfig != nil {
+		fmt.Fprintf(stdout, "listening on https://%s\n", ln.Addr())
+		go func() { served <- srv.ServeTLS(ln, "", "") }() // the certificate is in TLSConfig
+	} else {
+		fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+		go func() { served <- srv.Serve(ln) }()
+	}
 
 	select {
 	case err = <-served: // the listener failed
@@ -206,8 +228,18 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	return err
 }
 
+// servesTLS reports whether cfg asks for HTTPS: -tls-cert and -tls-key,
+// which go together.
+func servesTLS(cfg config) (bool, error) {
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return false, errors.New("-tls-cert and -tls-key go together")
+	}
+	return cfg.TLSCert != "", nil
+}
+
 // newServer returns the http.Server with the limits of cfg, and no
-// handler yet.
+// handler yet; with TLS its TLSConfig holds the certificate, loaded now so
+// that a bad file stops the counter before it says it is listening.
 func newServer(cfg config) (*http.Server, error) {
 	for _, t := range []struct {
 		flag string
@@ -222,13 +254,23 @@ func newServer(cfg config) (*http.Server, error) {
 			return nil, fmt.Errorf("%s must be positive, not %v", t.flag, t.d)
 		}
 	}
-	return &http.Server{
+	srv := &http.Server{
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-	}, nil
+	}
+	on, err := servesTLS(cfg)
+	if err != nil || !on {
+		return srv, err
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-cert, -tls-key: %w", err)
+	}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return srv, nil
 }
 
 // app is the counter's engine, session kind and HTTP handler.
@@ -254,6 +296,15 @@ func newApp(cfg config) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	overTLS, err := servesTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Over HTTPS the cookie is Secure, so that it never travels in clear,
+	// and named __Host-, which browsers accept only from a secure origin,
+	// for this host alone (no Domain) and Path=/: a sibling subdomain or a
+	// plain-HTTP page cannot plant or overwrite it.
+	secure := overTLS || cfg.Secure
 	eng, err := engine.New(engine.Options{Logger: logger, PassivateAfter: cfg.PassivateAfter})
 	if err != nil {
 		return nil, err
@@ -298,7 +349,11 @@ func newApp(cfg config) (*app, error) {
 	var binding transport.Binding
 	switch cfg.Transport {
 	case "cookie":
-		binding = transport.Cookie(a.counts, transport.CookieConfig{Name: name}, ts...)
+		cc := transport.CookieConfig{Name: name}
+		if secure {
+			cc.Name, cc.Secure = "__Host-"+name, true
+		}
+		binding = transport.Cookie(a.counts, cc, ts...)
 	case "header":
 		binding = transport.Header(a.counts, transport.HeaderConfig{Name: "X-Session"}, ts...)
 	default:

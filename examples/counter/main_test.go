@@ -4,10 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -1032,6 +1040,164 @@ func TestServerFlags(t *testing.T) {
 			if err := run(context.Background(), cfg, io.Discard); err == nil {
 				t.Fatalf("run with %s %s started", f, v)
 			}
+		}
+	}
+}
+
+// setCookie returns the Set-Cookie line of resp for the cookie name.
+func setCookie(resp *http.Response, name string) string {
+	for _, line := range resp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(line, name+"=") {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestSecureCookies: with -secure (TLS terminated in front) the cookies
+// are Secure, HttpOnly, host-only on Path=/ and named __Host-, in server
+// and client mode; the bare names are not read any more. Without it they
+// are not Secure (plain HTTP on loopback keeps working).
+func TestSecureCookies(t *testing.T) {
+	for _, mode := range []string{"server", "client"} {
+		t.Run(mode, func(t *testing.T) {
+			name := "SESSION_ID"
+			if mode == "client" {
+				name = "SESSION"
+			}
+			ts := newTestServer(t, config{Mode: mode, Secure: true, SecretEnv: testSecret})
+			c := ts.client(false)
+			_, _, resp := c.do("POST", "/increment")
+			line := setCookie(resp, "__Host-"+name)
+			for _, attr := range []string{"; Secure", "; HttpOnly", "; Path=/", "; SameSite=Lax"} {
+				if !strings.Contains(line, attr) {
+					t.Fatalf("Set-Cookie %q lacks %q", line, attr)
+				}
+			}
+			if strings.Contains(strings.ToLower(line), "domain=") || setCookie(resp, name) != "" {
+				t.Fatalf("Set-Cookie %q", resp.Header.Values("Set-Cookie"))
+			}
+			// The jar keeps a Secure cookie off plain HTTP, as a browser
+			// would: send it by hand, as the HTTPS proxy would pass it on.
+			v := cookieValue(resp, "__Host-"+name)
+			get := func(cookie string) int {
+				req, _ := http.NewRequest("GET", ts.srv.URL+"/", nil)
+				req.Header.Set("Cookie", cookie)
+				r, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Body.Close()
+				var body struct{ Count int }
+				_ = json.NewDecoder(r.Body).Decode(&body)
+				return body.Count
+			}
+			if n := get("__Host-" + name + "=" + v); n != 1 {
+				t.Fatalf("count with the __Host- cookie = %d", n)
+			}
+			if n := get(name + "=" + v); n != 0 {
+				t.Fatalf("count with the bare name = %d", n)
+			}
+		})
+	}
+	plain := newTestServer(t, config{})
+	_, _, resp := plain.client(false).do("POST", "/increment")
+	if line := setCookie(resp, "SESSION_ID"); line == "" || strings.Contains(line, "Secure") {
+		t.Fatalf("without -secure: Set-Cookie %q", line)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key to dir and
+// returns their paths and a pool that trusts the certificate.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "counter test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestTLS: with -tls-cert and -tls-key the counter serves HTTPS, says so
+// on its first line, and its cookie is a Secure __Host- cookie that a
+// client's jar sends back over HTTPS. A lone -tls-cert, or files that do
+// not load, stop it before it listens.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	r := startRun(t, "-tls-cert", certFile, "-tls-key", keyFile)
+	if !strings.HasPrefix(r.url, "https://127.0.0.1:") {
+		t.Fatalf("listening on %q", r.url)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}
+	for want := 1; want <= 2; want++ {
+		resp, err := hc.Post(r.url+"/increment", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Count int }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.TLS == nil || body.Count != want {
+			t.Fatalf("increment over HTTPS: %d, want %d (TLS %v)", body.Count, want, resp.TLS != nil)
+		}
+		if line := setCookie(resp, "__Host-SESSION_ID"); want == 1 && !strings.Contains(line, "; Secure") {
+			t.Fatalf("Set-Cookie %q", resp.Header.Values("Set-Cookie"))
+		}
+	}
+	// Plain HTTP to the HTTPS port gets no count.
+	if resp, err := http.Get("http://" + r.addr + "/"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("plain HTTP answered 200 on the HTTPS port")
+		}
+	}
+	for _, args := range [][]string{
+		{"-tls-cert", certFile},
+		{"-tls-key", keyFile},
+		{"-tls-cert", keyFile, "-tls-key", certFile},
+		{"-tls-cert", filepath.Join(dir, "missing"), "-tls-key", keyFile},
+	} {
+		cfg := mustParse(t, env(), append([]string{"-addr", "127.0.0.1:0", "-storage", "memory"}, args...)...)
+		cfg.logOut = io.Discard
+		var out bytes.Buffer
+		if err := run(context.Background(), cfg, &out); err == nil || out.Len() != 0 {
+			t.Fatalf("%q: run = %v, printed %q", args, err, out.String())
 		}
 	}
 }
