@@ -36,10 +36,11 @@
 // environment (STEWARD_SECRET), one way only; -secret HEX still works but
 // logs a warning, since a command line is readable by every local user.
 //
-// A client that is slow to send its headers or its request, that reads
-// its response too slowly, or that keeps a connection idle is cut off
-// after the timeout of that flag; request headers may take 32 KiB. A
-// storage failure answers 503 with a JSON error body that says only
+// Session IDs carry 130 random bits. A browser's POST from another origin
+// is refused (403) before it reaches a session. A client that is slow to
+// send its headers or its request, that reads its response too slowly, or
+// that keeps a connection idle is cut off after the timeout of that flag;
+// request headers may take 32 KiB. A storage failure answers 503 with a JSON error body that says only
 // "storage unavailable" (other failures: 500, "internal error"); the
 // details go to the log. Try it:
 //
@@ -339,7 +340,11 @@ func newApp(cfg config) (*app, error) {
 		return fail(fmt.Errorf("unknown -mode %q (want server or client)", cfg.Mode))
 	}
 
-	a.counts, err = engine.Register[Count](eng, name, engine.KindOptions{Storage: store})
+	opts := engine.KindOptions{Storage: store}
+	if store != nil {
+		opts.NewID = newID
+	}
+	a.counts, err = engine.Register[Count](eng, name, opts)
 	if err != nil {
 		if c, ok := store.(io.Closer); ok {
 			_ = c.Close() // the engine owns it only once registered
@@ -369,8 +374,38 @@ func newApp(cfg config) (*app, error) {
 	mux.HandleFunc("POST /increment", a.increment)
 	mux.HandleFunc("POST /renew", a.renew)
 	mux.HandleFunc("POST /logout", a.logout)
-	a.handler = sessions(mux)
+	// A browser on another site may not make the POSTs (CSRF): refused
+	// before they reach a session. Requests without Sec-Fetch-Site and
+	// Origin (curl, API clients) pass.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(a.crossOrigin))
+	a.handler = noStore(csrf.Handler(sessions(mux)))
 	return a, nil
+}
+
+// newID generates session IDs of 26 base32 characters, 130 random bits
+// from crypto/rand: OWASP ASVS 5.0 asks 128 bits of a session token, and
+// the engine's default, a random UUID, has 122.
+func newID() (string, error) { return rand.Text(), nil }
+
+// noStore marks every response as private to its client and as JSON that
+// must not be sniffed as anything else.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// crossOrigin answers a request refused by the cross-origin protection.
+func (a *app) crossOrigin(w http.ResponseWriter, r *http.Request) {
+	a.log.Info("counter: cross-origin request refused", "method", r.Method, "path", r.URL.Path,
+		"origin", r.Header.Get("Origin"), "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": "cross-origin request refused"})
 }
 
 func (a *app) close(ctx context.Context) error { return a.eng.Close(ctx) }

@@ -1201,3 +1201,92 @@ func TestTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionIDs: the counter's server-side IDs are 26 base32 characters
+// from crypto/rand.Text (130 random bits), each new session its own.
+func TestSessionIDs(t *testing.T) {
+	ts := newTestServer(t, config{})
+	seen := make(map[string]bool)
+	for range 20 {
+		_, _, resp := ts.client(false).do("POST", "/increment")
+		id := cookieValue(resp, "SESSION_ID")
+		if len(id) != 26 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != "" || seen[id] {
+			t.Fatalf("session ID %q (seen before: %v)", id, seen[id])
+		}
+		seen[id] = true
+	}
+}
+
+// TestCrossOrigin: a browser's POST from another origin (Sec-Fetch-Site,
+// or an Origin that is not this host) is refused with 403 before it
+// reaches a session; same-origin POSTs, POSTs without those headers (curl)
+// and cross-origin GETs pass.
+func TestCrossOrigin(t *testing.T) {
+	ts := newTestServer(t, config{})
+	send := func(method, path string, h ...string) *http.Response {
+		req, _ := http.NewRequest(method, ts.srv.URL+path, nil)
+		for i := 0; i+1 < len(h); i += 2 {
+			req.Header.Set(h[i], h[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(raw))
+		return resp
+	}
+	for _, h := range [][]string{
+		{"Sec-Fetch-Site", "cross-site"},
+		{"Sec-Fetch-Site", "same-site"},
+		{"Origin", "http://attacker.example"},
+	} {
+		for _, path := range []string{"/increment", "/renew", "/logout"} {
+			resp := send("POST", path, h...)
+			if resp.StatusCode != http.StatusForbidden || len(resp.Header.Values("Set-Cookie")) != 0 {
+				t.Fatalf("POST %s with %q: %d, Set-Cookie %q", path, h, resp.StatusCode, resp.Header.Values("Set-Cookie"))
+			}
+			wantGenericError(t, resp, "cross-origin request refused")
+		}
+	}
+	if n := ts.app.eng.Stats().Spawned; n != 0 {
+		t.Fatalf("refused requests spawned %d actors", n)
+	}
+	for _, h := range [][]string{{"Sec-Fetch-Site", "same-origin"}, {"Origin", ts.srv.URL}, nil} {
+		if resp := send("POST", "/increment", h...); resp.StatusCode != 200 {
+			t.Fatalf("POST /increment with %q: %d", h, resp.StatusCode)
+		}
+	}
+	if resp := send("GET", "/", "Sec-Fetch-Site", "cross-site"); resp.StatusCode != 200 {
+		t.Fatalf("cross-site GET /: %d", resp.StatusCode)
+	}
+}
+
+// TestResponseHeaders: every response, errors and 204 included, is
+// no-store and nosniff; one that sets a cookie also varies on Cookie.
+func TestResponseHeaders(t *testing.T) {
+	store := &failing{Memory: storage.NewMemory(storage.MemoryOptions{})}
+	ts := newTestServer(t, config{store: store})
+	c := ts.client(false)
+	check := func(what string, resp *http.Response) {
+		t.Helper()
+		if resp.Header.Get("Cache-Control") == "" || !strings.Contains(strings.Join(resp.Header.Values("Cache-Control"), ","), "no-store") ||
+			resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("%s: headers %v", what, resp.Header)
+		}
+	}
+	_, _, resp := c.do("POST", "/increment")
+	check("increment", resp)
+	if !strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Cookie") {
+		t.Fatalf("Set-Cookie without Vary: Cookie: %v", resp.Header)
+	}
+	_, _, resp = c.do("GET", "/")
+	check("get", resp)
+	store.down.Store(true)
+	_, _, resp = c.do("POST", "/increment")
+	check("storage down", resp)
+	store.down.Store(false)
+	_, _, resp = c.do("POST", "/logout")
+	check("logout", resp)
+}
