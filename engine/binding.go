@@ -33,6 +33,7 @@ type Binding struct {
 	changed   bool       // id is new to the client: send it
 	cleared   bool       // the client's ID must go
 	refreshed bool       // the session's expiry moved forward
+	read      bool       // an operation other than Clear ran: the response may depend on the session
 	sealed    bool       // Outcome was taken
 	// creating is closed when the session being created under newID (a
 	// first write of a request that had none) is created or not; nil when
@@ -66,6 +67,12 @@ type Outcome struct {
 	// Refreshed says the session's expiry moved forward: a transport that
 	// carries an expiry (a cookie with Max-Age) should send ID again.
 	Refreshed bool
+	// Read says the request looked at its session: some operation other
+	// than Clear ran (Get, Set, Update, GetOrSet, Renew, or Kind.ID), found
+	// a session or not. The response may then depend on what the request
+	// carried, and a transport marks it so for caches (Vary), whether or
+	// not anything is sent.
+	Read bool
 }
 
 // Bind starts a Binding for a request that carried incoming ("" for none).
@@ -90,6 +97,15 @@ func (b *Binding) ID() string {
 	return b.id
 }
 
+// readID is ID for a request's handler (Kind.ID): the response may depend
+// on the ID, so the Outcome says Read.
+func (b *Binding) readID() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.read = true
+	return b.id
+}
+
 // Outcome returns what the transport must send, and seals the Binding:
 // changes made afterwards cannot reach the client and are logged. Taken
 // while the request's first write is creating its session (from inside
@@ -98,7 +114,7 @@ func (b *Binding) Outcome() Outcome {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sealed = true
-	o := Outcome{ID: b.id, Changed: b.changed, Cleared: b.cleared, Refreshed: b.refreshed}
+	o := Outcome{ID: b.id, Changed: b.changed, Cleared: b.cleared, Refreshed: b.refreshed, Read: b.read}
 	if b.creating != nil {
 		o.ID, o.Changed, o.Cleared = b.newID, true, false
 	}
@@ -163,6 +179,7 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 		return actors.Result{Status: actors.Reentrant}
 	}
 	b.mu.Lock()
+	b.read = true
 	if b.sealer != nil {
 		defer b.mu.Unlock()
 		b.openLocked()
@@ -206,6 +223,7 @@ func (b *Binding) update(ctx context.Context, op *actors.Op) actors.Result {
 
 func (b *Binding) serverUpdate(ctx context.Context, op *actors.Op) actors.Result {
 	b.mu.Lock()
+	b.read = true
 	id, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {
@@ -312,6 +330,7 @@ func (b *Binding) renew(ctx context.Context) error {
 		})))
 	}
 	b.mu.Lock()
+	b.read = true
 	id, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {

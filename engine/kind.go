@@ -331,7 +331,7 @@ func (k *Kind[T]) decode(data []byte) (T, bool) {
 // ID returns the current request's session ID, "" if it has none.
 func (k *Kind[T]) ID(ctx context.Context) string {
 	if b := BindingOf(ctx, k.raw); b != nil {
-		return b.ID()
+		return b.readID()
 	}
 	return ""
 }
