@@ -110,7 +110,8 @@
 // gorilla/websocket, pass w.Header() as Upgrade's responseHeader. Changes
 // to a session after the upgrade cannot reach the client through the
 // response; a long-lived connection that needs the session's current
-// state reads it by ID with [engine.RawKind.Load].
+// state reads it by ID with [engine.RawKind.Load]. examples/websocket (its
+// own module) is a complete server.
 //
 // Interfaces of other servers' writers that this writer does not pass on,
 // such as quic-go's http3.HTTPStreamer (which takes an HTTP/3 stream
