@@ -42,6 +42,7 @@ type Binding struct {
 	changed   bool          // id is new to the client: send it
 	cleared   bool          // the client's ID must go
 	refreshed bool          // the session's expiry moved forward
+	read      bool          // an operation other than Clear ran: the response may depend on the session
 	sealed    bool          // Outcome was taken
 	// creating is closed when the session being created under newID (a
 	// first write of a request that had none) is created or not; nil when
@@ -84,6 +85,12 @@ type Outcome struct {
 	// Refreshed says the session's expiry moved forward: a transport that
 	// carries an expiry (a cookie with Max-Age) should send ID again.
 	Refreshed bool
+	// Read says the request looked at its session: some operation other
+	// than Clear ran (Get, Set, Update, GetOrSet, Renew, or Kind.ID), found
+	// a session or not. The response may then depend on what the request
+	// carried, and a transport marks it so for caches (Vary), whether or
+	// not anything is sent.
+	Read bool
 }
 
 // maxCandidates bounds the IDs of one request that are looked up (see
@@ -142,6 +149,7 @@ func (b *Binding) ID() string {
 // otherwise, reading the session if no operation has yet.
 func (b *Binding) confirmedID(ctx context.Context) string {
 	b.mu.Lock()
+	b.read = true // the response may depend on the ID
 	switch {
 	case b.creating != nil:
 		defer b.mu.Unlock()
@@ -176,7 +184,7 @@ func (b *Binding) Outcome() Outcome {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sealed = true
-	o := Outcome{ID: b.id, Changed: b.changed, Cleared: b.cleared, Refreshed: b.refreshed}
+	o := Outcome{ID: b.id, Changed: b.changed, Cleared: b.cleared, Refreshed: b.refreshed, Read: b.read}
 	if b.creating != nil {
 		o.ID, o.Changed, o.Cleared = b.newID, true, false
 	}
@@ -290,6 +298,7 @@ func (b *Binding) get(ctx context.Context) actors.Result {
 		return actors.Result{Status: actors.Reentrant}
 	}
 	b.mu.Lock()
+	b.read = true
 	if b.sealer != nil {
 		defer b.mu.Unlock()
 		b.openLocked()
@@ -335,6 +344,7 @@ func (b *Binding) serverUpdate(ctx context.Context, op *actors.Op) actors.Result
 		b.mu.Unlock()
 		return tooLate
 	}
+	b.read = true
 	id, d, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {
@@ -453,6 +463,7 @@ func (b *Binding) renew(ctx context.Context) error {
 		}
 		return errOf(b.clientStoreLocked(b.value))
 	}
+	b.read = true
 	id, d, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {

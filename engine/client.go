@@ -108,6 +108,7 @@ func (b *Binding) clientUpdate(ctx context.Context, fn actors.Updater) actors.Re
 		return actors.Result{Status: actors.Canceled, Err: err}
 	}
 	b.mu.Lock()
+	b.read = true
 	if b.turn == nil {
 		b.turn = make(chan struct{}, 1)
 	}

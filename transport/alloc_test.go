@@ -31,7 +31,8 @@ func TestAllocsUntouched(t *testing.T) {
 // one that updates, a warm session in Memory, middleware included: the
 // untouched request's four, then for Get the operation; for Update the
 // operation with its function (one allocation), the codec's output, the
-// stored record, and the memo's box (a counter past 255).
+// stored record, and the memo's box (a counter past 255). Both responses
+// carry "Vary: Cookie", whose line lives in the responseWriter.
 func TestAllocsWarmSession(t *testing.T) {
 	for _, tc := range []struct {
 		op   int // index in benchOps
@@ -44,6 +45,9 @@ func TestAllocsWarmSession(t *testing.T) {
 		t.Logf("%s: %v allocations per request", bo.name, got)
 		if got > tc.want {
 			t.Errorf("%s: %v allocations per request, want at most %v", bo.name, got, tc.want)
+		}
+		if got := w.h.Values("Vary"); len(got) != 1 || got[0] != "Cookie" {
+			t.Errorf("%s: Vary %q, want [Cookie]", bo.name, got)
 		}
 	}
 }

@@ -66,7 +66,9 @@ type CookieConfig struct {
 // cleared (the cookie is expired), and, for a cookie with a MaxAge, when the
 // session's expiry was refreshed. Each response that carries Set-Cookie
 // also gets "Vary: Cookie" and `Cache-Control: no-cache="Set-Cookie"`, so
-// that shared caches never hand one client's cookie to another.
+// that shared caches never hand one client's cookie to another; a response
+// whose handler read the session gets "Vary: Cookie" even when nothing is
+// sent.
 //
 // On the request side, if several cookies have the name (a cookie set for
 // another path or a parent domain, say), the first whose value is a
@@ -84,6 +86,7 @@ func Cookie(k Kind, cfg CookieConfig, ts ...Transformer) Binding {
 		kind:      raw,
 		transport: t,
 		refresh:   t.SendsOnRefresh(),
+		vary:      "Cookie",
 		slot:      "cookie " + t.name + " (path " + t.path + ", domain " + strings.ToLower(strings.TrimPrefix(t.domain, ".")) + ")",
 	}.withTransformers(ts, len(t.prefix)+len(t.suffix))
 	if b.seal != nil {

@@ -3,6 +3,7 @@ package transport_test
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -207,13 +208,21 @@ func TestCookieConfigErrors(t *testing.T) {
 
 func TestCookieLazy(t *testing.T) {
 	a := newApp(t, appConfig{})
-	for _, path := range []string{"/noop", "/get", "/id"} {
-		r := a.ok(t, a.client, "GET", path)
+	// A handler that looked at the session answers according to the
+	// cookie, even without one: Vary says so.
+	for _, tc := range []struct {
+		path string
+		vary []string
+	}{{"/noop", nil}, {"/get", []string{"Cookie"}}, {"/id", []string{"Cookie"}}} {
+		r := a.ok(t, a.client, "GET", tc.path)
 		if got := r.header.Values("Set-Cookie"); len(got) != 0 {
-			t.Errorf("GET %s: Set-Cookie %q on a request that stored nothing", path, got)
+			t.Errorf("GET %s: Set-Cookie %q on a request that stored nothing", tc.path, got)
 		}
-		if got := r.header.Values("Vary"); len(got) != 0 {
-			t.Errorf("GET %s: Vary %q on a request that stored nothing", path, got)
+		if got := r.header.Values("Vary"); !slices.Equal(got, tc.vary) {
+			t.Errorf("GET %s: Vary %q, want %q", tc.path, got, tc.vary)
+		}
+		if got := r.header.Values("Cache-Control"); len(got) != 0 {
+			t.Errorf("GET %s: Cache-Control %q without Set-Cookie", tc.path, got)
 		}
 	}
 	if s := a.eng.Stats(); s.Spawned != 0 {
@@ -252,8 +261,8 @@ func TestCookieRoundTrip(t *testing.T) {
 		if c := r.cookie(t); c != nil {
 			t.Fatalf("cookie sent again (%v) though the ID did not change", c)
 		}
-		if got := r.header.Values("Vary"); len(got) != 0 {
-			t.Errorf("Vary %q on a response without Set-Cookie", got)
+		if got := r.header.Values("Vary"); len(got) != 1 || got[0] != "Cookie" {
+			t.Errorf("Vary %q on a response that read the session, want [Cookie]", got)
 		}
 	}
 	if r = a.ok(t, a.client, "GET", "/id"); r.body != first.Value {

@@ -45,10 +45,22 @@
 // session after writing the body is too late for the client; the engine
 // logs it.
 //
-// Responses that carry a session ID are marked "Vary: Cookie" (or the
-// header's name) and `Cache-Control: no-cache="Set-Cookie"` (or the
-// header's name), so that a shared cache never serves one client's ID to
-// another.
+// # Caches
+//
+// A response whose handler looked at a session (any operation but Clear,
+// found a session or not: [engine.Outcome.Read]) depends on what the
+// request carried, so the middleware adds "Vary: Cookie" to it for a
+// cookie binding, "Vary: <name>" for a header binding, whether or not an
+// ID is sent: a cache keys it by that request header and never hands it to
+// a client that sent another. A response that never touched its session
+// gets no Vary from the middleware. A response that carries an ID (a
+// Set-Cookie, or the session header) also gets `Cache-Control:
+// no-cache="Set-Cookie"` (or the header's name), which tells caches not to
+// reuse that header without revalidating. The middleware sets no other
+// Cache-Control: a page that shows a user's own data should say
+// "Cache-Control: private" (or no-store) itself. For a [Custom] transport
+// the middleware knows no request header: its Send and Clear, or the
+// handler, set what Vary needs.
 //
 // # Untrusted input
 //
@@ -78,6 +90,35 @@
 //
 // With transformers, a server-side kind's ID travels sealed too (signed,
 // typically), so that a forged or guessed ID is refused before any lookup.
+//
+// # Hijacking and other interfaces
+//
+// The ResponseWriter the handler gets passes on http.Flusher,
+// http.Hijacker, http.Pusher and io.ReaderFrom of the writer underneath,
+// and has Unwrap for [http.ResponseController]. Flush and Hijack apply the
+// sessions' outcomes first, as a first Write does. Hijack and Push return
+// an error wrapping [http.ErrNotSupported] when no writer underneath can
+// do it (Hijack on HTTP/2, for one); a Hijack that is not supported
+// applies nothing.
+//
+// A WebSocket upgrade hijacks the connection, and from then on only the
+// bytes written on it reach the client: the Set-Cookie of a session the
+// handler created or renewed before upgrading is in w.Header() when Hijack
+// returns, and goes out with the 101 response if that response is built
+// from w.Header(). coder/websocket's Accept does (it calls WriteHeader(101)
+// and net/http writes the header as it hands the connection over); with
+// gorilla/websocket, pass w.Header() as Upgrade's responseHeader. Changes
+// to a session after the upgrade cannot reach the client through the
+// response; a long-lived connection that needs the session's current
+// state reads it by ID with [engine.RawKind.Load]. examples/websocket (its
+// own module) is a complete server.
+//
+// Interfaces of other servers' writers that this writer does not pass on,
+// such as quic-go's http3.HTTPStreamer (which takes an HTTP/3 stream
+// over), are reached through Unwrap, as http.ResponseController does:
+// call WriteHeader and Flush on the middleware's writer first, so that the
+// session's headers go with the response, then unwrap until the writer
+// implements the interface.
 //
 // # Custom transports
 //

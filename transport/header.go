@@ -30,9 +30,10 @@ type HeaderConfig struct {
 // back in the response header of the same name, and a cleared session as
 // that header with an empty value (which Ktor's header transport cannot
 // express). Each response that carries the header also gets "Vary: <name>"
-// and `Cache-Control: no-cache="<name>"`. If the request has several values
-// (several header lines, or a comma-separated list), the first well-formed
-// session ID is used.
+// and `Cache-Control: no-cache="<name>"`, and a response whose handler read
+// the session gets "Vary: <name>" even when nothing is sent. If the
+// request has several values (several header lines, or a comma-separated
+// list), the first well-formed session ID is used.
 func Header(k Kind, cfg HeaderConfig, ts ...Transformer) Binding {
 	raw, err := rawOf(k)
 	if err != nil {
@@ -50,7 +51,7 @@ func Header(k Kind, cfg HeaderConfig, ts ...Transformer) Binding {
 		return Binding{err: fmt.Errorf("%w: transport: session %q: header %q is interpreted by HTTP or proxies and cannot carry a session ID", engine.ErrConfig, raw.Name(), name)}
 	}
 	t := &headerTransport{key: key, noCache: `no-cache="` + key + `"`, max: storage.MaxIDLen}
-	b := Binding{kind: raw, transport: t, slot: "header " + key}.withTransformers(ts, 0)
+	b := Binding{kind: raw, transport: t, slot: "header " + key, vary: key}.withTransformers(ts, 0)
 	if b.seal != nil {
 		t.max = MaxValueLen
 	}

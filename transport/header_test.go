@@ -47,8 +47,8 @@ func TestHeaderRoundTrip(t *testing.T) {
 	if got, sent := r.header["X-Session"]; sent {
 		t.Errorf("X-Session %q sent again though the ID did not change", got)
 	}
-	if got := len(r.header.Values("Vary")); got != 0 {
-		t.Errorf("Vary on a response that carries no ID")
+	if got := r.header.Values("Vary"); len(got) != 1 || got[0] != "X-Session" {
+		t.Errorf("Vary %q on a response that read the session, want [X-Session]", got)
 	}
 
 	// Renew: the new ID comes back; a later request with the old one is

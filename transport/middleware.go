@@ -1,7 +1,10 @@
 package transport
 
 import (
+	"bufio"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 
 	"github.com/steward-sessions/steward/engine"
@@ -20,18 +23,26 @@ import (
 // storage read, and gets no Set-Cookie.
 //
 // Just before the response headers are written (the handler's first
-// WriteHeader with a final status, its first Write, a Flush, or its return
-// if it wrote nothing) the middleware asks each binding what to send: a
-// cleared session is removed from the client, a new or renewed ID is sent,
-// and a refreshed expiry is sent again by transports that are Refreshers.
-// Nothing is sent otherwise. Session changes made after that point cannot
-// reach the client; the engine logs them.
+// WriteHeader with a final status or 101, its first Write, a Flush, a
+// Hijack, or its return if it wrote nothing) the middleware asks each
+// binding what to send: a cleared session is removed from the client, a
+// new or renewed ID is sent, and a refreshed expiry is sent again by
+// transports that are Refreshers. Nothing is sent otherwise. Session
+// changes made after that point cannot reach the client; the engine logs
+// them. A response whose handler looked at a session (engine.Outcome.Read)
+// is marked "Vary: Cookie", or "Vary: <name>" for a header, whether or not
+// anything is sent; see "Caches" in the package documentation.
 //
-// The ResponseWriter handed to the handler implements http.Flusher and
-// io.ReaderFrom, and has an Unwrap method, so http.ResponseController
-// reaches the underlying writer's other capabilities (Hijack, deadlines).
-// Handlers must write the response through it: headers written directly to
-// an unwrapped writer do not carry the session.
+// The ResponseWriter handed to the handler passes on the optional
+// interfaces of the writer it wraps: http.Flusher (with FlushError, the
+// method http.ResponseController calls), http.Hijacker, http.Pusher,
+// io.ReaderFrom and io.StringWriter. Hijack and Push return an error
+// wrapping http.ErrNotSupported when no writer underneath can do it. Its
+// Unwrap method lets http.ResponseController set deadlines and enable full
+// duplex, and lets code that looks for other interfaces find them; see
+// "Hijacking and other interfaces" in the package documentation. Handlers
+// must write the response through it: headers written directly to an
+// unwrapped writer do not carry the session.
 //
 // Wrapping a nil handler panics.
 func Middleware(bindings ...Binding) (func(http.Handler) http.Handler, error) {
@@ -81,6 +92,7 @@ type responseWriter struct {
 	bs      []*engine.Binding // one per h.bindings, same order
 	applied bool              // the outcomes were applied (or are being)
 	inline  [inlineBindings]*engine.Binding
+	vary    [1]string // the Vary line, when the middleware adds the first (see addVary)
 }
 
 // apply sends what each binding's outcome asks for, once.
@@ -89,6 +101,10 @@ func (w *responseWriter) apply() {
 	for i, b := range w.bs {
 		o := b.Outcome()
 		t := &w.h.bindings[i]
+		if o.Read && t.vary != "" {
+			// Before Send and Clear, which then find the token listed.
+			w.addVary(t.vary)
+		}
 		switch {
 		case o.Cleared:
 			t.transport.Clear(w.ResponseWriter)
@@ -111,8 +127,76 @@ func (w *responseWriter) apply() {
 	}
 }
 
-// Unwrap returns the underlying ResponseWriter, for http.ResponseController.
+// addVary adds token to the response's Vary header. A response that has
+// none gets w.vary as its value, which spares an allocation on the common
+// request that reads its session and sends nothing.
+func (w *responseWriter) addVary(token string) {
+	h := w.ResponseWriter.Header()
+	if len(h["Vary"]) == 0 {
+		w.vary[0] = token
+		h["Vary"] = w.vary[:1:1] // full: an append copies it
+		return
+	}
+	addToken(h, "Vary", token)
+}
+
+// Unwrap returns the underlying ResponseWriter, for http.ResponseController
+// and for code that looks for an interface this writer does not pass on.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// find returns the first writer of w's Unwrap chain, w included, that
+// implements T, the way http.ResponseController looks for its interfaces.
+func find[T any](w http.ResponseWriter) (T, bool) {
+	for {
+		if t, ok := w.(T); ok {
+			return t, true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			var zero T
+			return zero, false
+		}
+		w = u.Unwrap()
+	}
+}
+
+// Hijack implements http.Hijacker, for WebSocket upgrades and other
+// protocols that take the connection over. It applies the sessions'
+// outcomes to w.Header() (Set-Cookie, Vary, ...), then hijacks the first
+// writer of the Unwrap chain that is an http.Hijacker. If there is none
+// (HTTP/2, HTTP/3, a recorder) it applies nothing and returns an error
+// wrapping http.ErrNotSupported.
+//
+// Once the connection is hijacked only the bytes written on it reach the
+// client. If the handler called WriteHeader first (coder/websocket writes
+// its 101 Switching Protocols so), net/http sends that status line and
+// w.Header(), the session's headers included, as it hands the connection
+// over. A handler that writes its own response on the connection must
+// write the lines of w.Header(), read after Hijack returns, itself;
+// gorilla/websocket does when Upgrade is given w.Header() as its
+// responseHeader.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := find[http.Hijacker](w.ResponseWriter)
+	if !ok {
+		return nil, nil, fmt.Errorf("transport: the connection cannot be hijacked: %w", http.ErrNotSupported)
+	}
+	if !w.applied {
+		w.apply()
+	}
+	return hj.Hijack()
+}
+
+// Push implements http.Pusher: it hands the push to the first writer of
+// the Unwrap chain that is an http.Pusher (HTTP/2), or returns an error
+// wrapping http.ErrNotSupported if there is none. The pushed request is
+// served as a request of its own, through the middleware.
+func (w *responseWriter) Push(target string, opts *http.PushOptions) error {
+	p, ok := find[http.Pusher](w.ResponseWriter)
+	if !ok {
+		return fmt.Errorf("transport: the connection cannot push: %w", http.ErrNotSupported)
+	}
+	return p.Push(target, opts)
+}
 
 // WriteHeader implements http.ResponseWriter. Informational statuses
 // (1xx, but 101 Switching Protocols which ends the exchange) pass through:

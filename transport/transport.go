@@ -60,6 +60,7 @@ type Binding struct {
 	kind      *engine.RawKind
 	transport Transport
 	refresh   bool    // the transport sends the ID again when its expiry moved
+	vary      string  // the request header the ID is read from, for Vary; "" if unknown (Custom)
 	slot      string  // where on the wire the ID travels, "" if unknown
 	client    bool    // the kind is client-side: the value travels
 	seal      *sealer // the transformers; nil for a plain server-side ID
