@@ -453,6 +453,7 @@ func (b *Binding) renew(ctx context.Context) error {
 		b.mu.Unlock()
 		return ErrTooLate
 	}
+	b.read = true
 	if b.sealer != nil {
 		// A client-side session has no ID to fixate; renewing seals the
 		// value again (a fresh nonce under encryption).
@@ -463,7 +464,6 @@ func (b *Binding) renew(ctx context.Context) error {
 		}
 		return errOf(b.clientStoreLocked(b.value))
 	}
-	b.read = true
 	id, d, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {

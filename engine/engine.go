@@ -55,8 +55,9 @@ type Options struct {
 }
 
 // DefaultMaxLiveActors is the default of Options.MaxLiveActors: about
-// 50 MB of actors.
-const DefaultMaxLiveActors = 50_000
+// 30 MB of actors, enough for the hot sessions of a large server; the
+// others live in their storage and cost a read when they come back.
+const DefaultMaxLiveActors = 20_000
 
 // Stats are counters of a running Engine.
 type Stats struct {

@@ -532,7 +532,8 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // reply writes {"count": N}, or the error: 503 when the storage or the
-// engine is unavailable, 500 otherwise. The body names only the class of
+// engine is unavailable, 409 for a cookie renewed since the request began
+// (engine.ErrRenewed: retry), 500 otherwise. The body names only the class of
 // the failure ("storage unavailable", "internal error"): the error itself
 // can hold file paths, the Redis address or a session's file name, so it
 // goes to the log, never to the client.
@@ -545,10 +546,14 @@ func (a *app) reply(w http.ResponseWriter, r *http.Request, c Count, err error) 
 			status, msg = http.StatusServiceUnavailable, "storage unavailable"
 		case errors.Is(err, engine.ErrClosed):
 			status, msg = http.StatusServiceUnavailable, "shutting down"
+		case errors.Is(err, engine.ErrRenewed):
+			// The cookie was renewed (a login) after this request began:
+			// the client has the new one by now and may retry.
+			status, msg = http.StatusConflict, "session renewed: retry"
 		}
 		level := slog.LevelError
-		if errors.Is(err, context.Canceled) {
-			level = slog.LevelInfo // the client went away
+		if errors.Is(err, context.Canceled) || errors.Is(err, engine.ErrRenewed) {
+			level = slog.LevelInfo // the client went away, or raced its own login
 		}
 		a.log.Log(r.Context(), level, "counter: request failed",
 			"method", r.Method, "path", r.URL.Path, "status", status, "error", err)

@@ -260,6 +260,21 @@ func TestEndpoints(t *testing.T) {
 	if got := c.count(); got != 2 {
 		t.Fatalf("count after renew = %d", got)
 	}
+	// A request that arrives with the pre-login cookie is refused with 409,
+	// counts nothing and gets no cookie.
+	req, _ := http.NewRequest("POST", ts.srv.URL+"/increment", nil)
+	req.Header.Set("Cookie", "SESSION_ID="+first)
+	old, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Body.Close()
+	if old.StatusCode != http.StatusConflict || len(old.Header.Values("Set-Cookie")) != 0 {
+		t.Fatalf("increment with the renewed-away cookie: %d Set-Cookie=%q", old.StatusCode, old.Header.Values("Set-Cookie"))
+	}
+	if got := c.count(); got != 2 {
+		t.Fatalf("count after a refused increment = %d", got)
+	}
 	status, _, resp = c.do("POST", "/logout")
 	if status != http.StatusNoContent || !strings.Contains(resp.Header.Get("Set-Cookie"), "SESSION_ID=;") {
 		t.Fatalf("logout: %d Set-Cookie=%q", status, resp.Header.Get("Set-Cookie"))
