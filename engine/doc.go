@@ -28,6 +28,35 @@
 // never adopted: the request has no session, and a new ID is generated when
 // a value is first stored.
 //
+// # Deadlines and update functions
+//
+// Every operation returns when its context ends, whatever the storage is
+// doing: with ctx's error if the operation was not applied (it never will
+// be), or with ErrMaybeApplied if its write was already with the storage.
+// An update function runs inside the session's actor while the session's
+// other operations wait: it may call ID and write the response, but an
+// operation on its own session from inside it returns ErrReentrant.
+//
+// # Renewal
+//
+// Renew (on login) moves a session to a new ID. Requests that were in
+// flight with the old ID complete against the session for RenewGrace but
+// never learn the new ID; requests that begin later with the old ID get
+// ErrRenewed (answer 409 and let the client retry), so a planted ID is
+// worth nothing once its victim logs in.
+//
+// # At rest
+//
+// Storages, logs and the actor registry see a digest of each session ID
+// (StorageKey), never the ID: a directory listing or a key dump yields no
+// usable session.
+//
+// # Memory
+//
+// Live session actors are bounded (Options.MaxLiveActors): the least
+// recently used idle ones passivate first, and an operation on an ID that
+// has no session keeps no actor.
+//
 // # Shutdown
 //
 // Close drains: every acknowledged write is in its storage when it returns,
