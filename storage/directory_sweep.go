@@ -35,8 +35,24 @@ func (c sweepCursor) after(top, sub, base string) bool {
 type sweepStop uint8
 
 const (
-	sweepEnd   sweepStop = iota // the end of the tree
-	sweepLimit                  // the budget or the limit
+	sweepEnd    sweepStop = iota // the end of the tree
+	sweepLimit                   // the limit: where the pass began
+	sweepBudget                  // the budget of the pass is spent
+)
+
+// The background sweeper's schedule (see DirectoryOptions.SweepInterval).
+// The pauses are measured on the real clock, never on DirectoryOptions.Now,
+// which only decides expiry.
+const (
+	// sweepMinPause is the shortest rest between two passes: the sweeper
+	// yields at least this long after every batch.
+	sweepMinPause = 10 * time.Millisecond
+	// sweepBacklogShare: a pass that found expired files in at least one
+	// of this many of the files it examined means a backlog.
+	sweepBacklogShare = 8
+	// sweepScanRest: a pass that went through mostly live files is
+	// followed by a rest this many times as long as it took.
+	sweepScanRest = 19
 )
 
 // sweepPass is the state of one Sweep.
@@ -44,38 +60,59 @@ type sweepPass struct {
 	d        *Directory
 	ctx      context.Context
 	now      int64
+	prune    bool  // remove empty fan-out directories
 	examined int   // session files examined
 	dirs     int   // directory listings left
 	removed  int   // files removed
 	err      error // the first error met on a single file or directory
 }
 
+// sweepResult is what a pass did.
+type sweepResult struct {
+	removed  int  // files removed
+	examined int  // session files examined
+	more     bool // the pass spent its budget before the end of its round
+}
+
 // Sweep runs one bounded pass of the sweeper: the background goroutine
-// calls it every DirectoryOptions.SweepInterval, and tests or tools can
-// call it directly. It continues where the previous pass stopped, walking
+// runs such passes on the schedule DirectoryOptions.SweepInterval
+// describes, and tests or tools can call it directly. It continues where
+// the previous pass stopped, walking
 // the fan-out directories in order and wrapping around at the end, and
 // examines at most DirectoryOptions.SweepBatch session files (two if the
 // batch is one and the first session has two files). It removes the files
 // of expired sessions, damaged files (a write cut short by a crash leaves
 // one), and empty fan-out directories; it keeps the older slot of a live
 // session, which the next write overwrites, and touches no other file. It
-// returns the number of files removed.
+// returns the number of files removed. (The background sweeper removes
+// empty directories only in a pass that follows one that found little to
+// remove: on ext4, removing a directory costs ten times as much as
+// removing a file, and a backlog is cleared faster without it.)
 //
 // Cancelling ctx stops the pass between two sessions and returns ctx's
 // error. An error on a single file or directory does not stop the pass;
 // the first one is returned. Passes run one at a time.
 func (d *Directory) Sweep(ctx context.Context) (removed int, err error) {
+	res, err := d.sweep(ctx, true, true)
+	return res.removed, err
+}
+
+// sweep runs one pass; prune says whether it removes empty fan-out
+// directories, wrap whether it goes on from the start of the tree when it
+// reaches the end with budget left. The background sweeper does not wrap:
+// a pass that reaches the end ends the round.
+func (d *Directory) sweep(ctx context.Context, prune, wrap bool) (sweepResult, error) {
 	if d.closed.Load() {
-		return 0, d.errClosed
+		return sweepResult{}, d.errClosed
 	}
 	d.sweepMu.Lock()
 	defer d.sweepMu.Unlock()
-	p := &sweepPass{d: d, ctx: ctx, now: d.nowNanos(), dirs: 2*d.batch + 3}
+	p := &sweepPass{d: d, ctx: ctx, now: d.nowNanos(), prune: prune, dirs: 2*d.batch + 3}
 	start := d.cursor
 	stop, err := p.walk(nil)
 	if err == nil && stop == sweepEnd {
 		d.cursor = sweepCursor{}
-		if start != (sweepCursor{}) {
+		if wrap && start != (sweepCursor{}) {
 			// Budget left: go on from the start, up to where this pass
 			// began, so that no file is examined twice in one pass.
 			stop, err = p.walk(&start)
@@ -87,28 +124,61 @@ func (d *Directory) Sweep(ctx context.Context) (removed int, err error) {
 	if err == nil {
 		err = p.err
 	}
-	return p.removed, err
+	return sweepResult{removed: p.removed, examined: p.examined, more: stop == sweepBudget}, err
 }
 
-// sweepLoop runs Sweep every interval until Close.
+// sweepLoop runs sweep passes until Close, resting between them as
+// sweepRest says. The first pass comes soon after NewDirectory, so that a
+// restart finds a backlog at once.
 func (d *Directory) sweepLoop(interval time.Duration) {
 	defer close(d.done)
-	t := time.NewTicker(interval)
+	t := time.NewTimer(min(sweepMinPause, interval))
 	defer t.Stop()
+	behind := true // no pruning before a pass has found little to remove
 	for {
 		select {
 		case <-d.stopCtx.Done():
 			return
 		case <-t.C:
 		}
-		removed, err := d.Sweep(d.stopCtx)
+		start := time.Now()
+		res, err := d.sweep(d.stopCtx, !behind, false)
+		took := time.Since(start)
 		switch {
 		case err != nil && !d.closed.Load():
-			d.log.Warn("storage: sweeping the session directory", "dir", d.root, "removed", removed, "error", err)
-		case removed > 0:
-			d.log.Debug("storage: swept the session directory", "dir", d.root, "removed", removed)
+			d.log.Warn("storage: sweeping the session directory", "dir", d.root, "removed", res.removed, "error", err)
+		case res.removed > 0:
+			d.log.Debug("storage: swept the session directory", "dir", d.root, "removed", res.removed, "examined", res.examined)
 		}
+		var rest time.Duration
+		rest, behind = sweepRest(res, took, interval)
+		t.Reset(rest)
 	}
+}
+
+// sweepRest returns how long the background sweeper rests after a pass
+// that took took, and whether the pass found a backlog:
+//   - after a pass that reached the end of the tree, interval: a round
+//     over the whole directory is over;
+//   - after a pass that spent its budget and found expired files in at
+//     least one in sweepBacklogShare of the files it examined (a backlog),
+//     as long as the pass took, so that the sweeper takes at most half the
+//     time of one goroutine while it catches up;
+//   - after a pass that spent its budget on mostly live files,
+//     sweepScanRest times as long as it took, so that going through a
+//     large directory takes a twentieth of one goroutine's time;
+//
+// never less than sweepMinPause, never more than interval.
+func sweepRest(res sweepResult, took, interval time.Duration) (rest time.Duration, backlog bool) {
+	switch {
+	case !res.more:
+		return interval, false
+	case res.removed > 0 && res.removed*sweepBacklogShare >= res.examined:
+		rest, backlog = took, true
+	default:
+		rest = took * sweepScanRest
+	}
+	return min(max(rest, sweepMinPause), interval), backlog
 }
 
 // fail records the first error met on a single file or directory.
@@ -159,7 +229,7 @@ func (p *sweepPass) walk(limit *sweepCursor) (sweepStop, error) {
 	d := p.d
 	tops, ok, err := p.list(d.root)
 	if err != nil || !ok {
-		return sweepLimit, err
+		return sweepBudget, err
 	}
 	for _, top := range tops {
 		if !isFanoutName(top) || top < d.cursor.top {
@@ -171,7 +241,7 @@ func (p *sweepPass) walk(limit *sweepCursor) (sweepStop, error) {
 		topPath := filepath.Join(d.root, top)
 		subs, ok, err := p.list(topPath)
 		if !ok {
-			return sweepLimit, nil
+			return sweepBudget, nil
 		}
 		if err != nil {
 			p.fail(err)
@@ -192,14 +262,17 @@ func (p *sweepPass) walk(limit *sweepCursor) (sweepStop, error) {
 				return sweepLimit, nil
 			}
 			stop, gone, err := p.leaf(top, sub, limit)
-			if err != nil || stop == sweepLimit {
-				return sweepLimit, err
+			if err != nil {
+				return sweepBudget, err
+			}
+			if stop != sweepEnd {
+				return stop, nil
 			}
 			if !gone {
 				left++
 			}
 		}
-		if left == 0 {
+		if left == 0 && p.prune {
 			// Fails harmlessly if a write just made a leaf in it; the
 			// write retries if it removes the leaf's parent under it.
 			_ = os.Remove(topPath)
@@ -216,7 +289,7 @@ func (p *sweepPass) leaf(top, sub string, limit *sweepCursor) (stop sweepStop, g
 	leafPath := filepath.Join(d.root, top, sub)
 	names, ok, err := p.list(leafPath)
 	if !ok {
-		return sweepLimit, false, nil
+		return sweepBudget, false, nil
 	}
 	if err != nil {
 		p.fail(err)
@@ -253,15 +326,15 @@ func (p *sweepPass) leaf(top, sub string, limit *sweepCursor) (stop sweepStop, g
 			return sweepLimit, false, nil
 		}
 		if p.examined > 0 && p.examined+s.files > d.batch {
-			return sweepLimit, false, nil
+			return sweepBudget, false, nil
 		}
 		if err := p.interrupted(); err != nil {
-			return sweepLimit, false, err
+			return sweepBudget, false, err
 		}
 		removed, err := d.sweepSession(s.id, p.now)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) {
-				return sweepLimit, false, err
+				return sweepBudget, false, err
 			}
 			p.fail(err)
 		}
@@ -270,7 +343,7 @@ func (p *sweepPass) leaf(top, sub string, limit *sweepCursor) (stop sweepStop, g
 		left -= removed
 		d.cursor = sweepCursor{top: top, sub: sub, base: s.base}
 	}
-	if left == 0 {
+	if left == 0 && p.prune {
 		// Fails harmlessly if a write just created a file; a write that
 		// finds the leaf gone makes it again.
 		gone = os.Remove(leafPath) == nil

@@ -711,6 +711,116 @@ func TestDirectorySweeperGoroutine(t *testing.T) {
 	})
 }
 
+// TestDirectorySweeperKeepsUp: on default settings, 500,000 expired
+// sessions are swept within a minute. The background sweeper finds a
+// backlog within its default SweepInterval (10 s), and its schedule then
+// allows it at least 10,000 files a second (50 s for 500,000), more than
+// one client creating 10,000 sessions a second.
+//
+// The files are real and the time is synctest's, which stands still while
+// the sweeper works and moves only while it rests: what is checked is the
+// schedule, batches × frequency, on a backlog of n files made through
+// Save. The real speed depends on the disk: BenchmarkDirectorySweep/
+// background measures it.
+func TestDirectorySweeperKeepsUp(t *testing.T) {
+	n := 10_000 // making files costs real time: mkdir is slow on ext4
+	if testing.Short() {
+		n = 3_000
+	}
+	const (
+		interval = 10 * time.Second // the default SweepInterval
+		rate     = 10_000           // files a second
+	)
+	synctest.Test(t, func(t *testing.T) {
+		root := t.TempDir()
+		swept := &sweepLog{}
+		d, err := storage.NewDirectory(root, storage.DirectoryOptions{Logger: slog.New(swept)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		expires := time.Now().Add(time.Second)
+		value := make([]byte, 120)
+		for i := range n {
+			dirSave(t, d, fmt.Sprintf("flood-%06d", i), string(value), expires)
+		}
+		// Found within one interval of expiring, removed at rate or faster.
+		deadline := expires.Add(interval + time.Duration(n)*time.Second/rate)
+		time.Sleep(time.Until(deadline))
+		synctest.Wait()
+		if left := len(slotFiles(t, root)); left != 0 {
+			t.Fatalf("%d of %d expired files left %v after they expired", left, n, deadline.Sub(expires))
+		}
+		// The rate itself, from the first pass that removed files to the
+		// last: the files removed after the first over the time between.
+		passes := swept.passes()
+		total := 0
+		for _, p := range passes {
+			total += p.removed
+		}
+		if total != n {
+			t.Fatalf("the sweeper reported %d files removed, want %d", total, n)
+		}
+		if len(passes) < 2 {
+			t.Fatalf("%d files removed in %d passes: make n larger than SweepBatch", n, len(passes))
+		}
+		first, last := passes[0], passes[len(passes)-1]
+		span := last.at.Sub(first.at)
+		got := float64(n-first.removed) / span.Seconds()
+		t.Logf("%d files in %d passes; %.0f files a second of simulated time after the first pass, which came %v after they expired",
+			n, len(passes), got, first.at.Sub(expires))
+		if got < rate {
+			t.Errorf("the sweeper removed %.0f files a second, want at least %d", got, rate)
+		}
+
+		// The empty fan-out directories are left while the backlog is
+		// cleared, and removed by the next round.
+		time.Sleep(2 * interval)
+		synctest.Wait()
+		entries, err := os.ReadDir(root)
+		if err != nil || len(entries) != 1 || entries[0].Name() != "lock" {
+			t.Fatalf("the root holds %d entries, %v; want only the lock file", len(entries), err)
+		}
+	})
+}
+
+// sweepLog is a slog.Handler that records the background sweeper's
+// reports of the files it removed.
+type sweepLog struct {
+	mu   sync.Mutex
+	seen []sweptPass
+}
+
+type sweptPass struct {
+	at      time.Time
+	removed int
+}
+
+func (l *sweepLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *sweepLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *sweepLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *sweepLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "storage: swept the session directory" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "removed" {
+			l.mu.Lock()
+			l.seen = append(l.seen, sweptPass{at: r.Time, removed: int(a.Value.Int64())})
+			l.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (l *sweepLog) passes() []sweptPass {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.seen)
+}
+
 func TestDirectoryTornFiles(t *testing.T) {
 	root := t.TempDir()
 	logs := &logBuffer{}
