@@ -185,6 +185,23 @@ func (m *fairMailbox) UserMessageCount() int {
 	return m.user.len()
 }
 
+// takeUpdates appends to ops the update operations waiting at the head of
+// the user queue, in order, until ops holds max or the head is anything
+// else: the actor applies them with one storage write (group commit).
+func (m *fairMailbox) takeUpdates(ops []*Op, max int) []*Op {
+	m.mu.Lock()
+	for len(ops) < max && !m.suspended && m.user.len() > 0 {
+		op, ok := m.user.peek().(*Op)
+		if !ok || op.Code != OpUpdate {
+			break
+		}
+		m.user.pop()
+		ops = append(ops, op)
+	}
+	m.mu.Unlock()
+	return ops
+}
+
 // queue is a FIFO of messages on a slice that is reused once drained.
 type queue struct {
 	items []any
@@ -194,6 +211,8 @@ type queue struct {
 func (q *queue) len() int { return len(q.items) - q.head }
 
 func (q *queue) push(v any) { q.items = append(q.items, v) }
+
+func (q *queue) peek() any { return q.items[q.head] }
 
 func (q *queue) pop() any {
 	v := q.items[q.head]

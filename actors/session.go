@@ -31,23 +31,23 @@ func conflictBackoff(attempt int) time.Duration {
 // once, with a copy as fresh as a new read; later ones wait a random while,
 // so that instances racing for one session fall out of step, and then read
 // the session anew (a copy adopted before the wait would be stale by the
-// time it is written). It reports false if op was answered meanwhile.
-func (sa *sessionActor) backOff(op *Op, attempt int, now int64) bool {
+// time it is written). It returns the storage's error if that read failed.
+func (sa *sessionActor) backOff(ctx context.Context, attempt int, now int64) error {
 	if attempt < 3 {
-		return true
+		return nil
 	}
 	time.Sleep(conflictBackoff(attempt))
-	if err := sa.load(op.ctx); err != nil {
-		sa.failStorage(op, err)
-		return false
+	if err := sa.load(ctx); err != nil {
+		return err
 	}
-	sa.expire(op.ctx, now)
-	if sa.aliased {
-		sa.forward(op)
-		return false
-	}
-	return true
+	sa.expire(ctx, now)
+	return nil
 }
+
+// maxBatch bounds the update operations of one session applied with one
+// storage write (group commit), so that a batch's first caller waits for a
+// bounded number of update functions.
+const maxBatch = 64
 
 // maxHops bounds how many renewed IDs an operation follows: one hop per
 // renewal made within the grace period of the ID the client holds.
@@ -68,6 +68,9 @@ type sessionActor struct {
 	entry        *entry
 	storageReply chan storageResult // reused: one storage call at a time
 	req          storageReq         // reused likewise
+	mb           *fairMailbox       // its mailbox, for group commit
+	ops          []*Op              // reused by group commit
+	batch        []batchOp          // likewise
 
 	loaded  bool          // the stored state has been read
 	exists  bool          // a live value is held
@@ -92,6 +95,17 @@ type sessionActor struct {
 func (sa *sessionActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *Op:
+		if m.Code == OpUpdate && !sa.kind.inline && sa.mb != nil {
+			// Updates waiting behind this one are applied with it, with one
+			// storage write. (A storage that never blocks gains nothing from
+			// it, and its callers run their own operations.)
+			if ops := sa.mb.takeUpdates(append(sa.ops[:0], m), maxBatch); len(ops) > 1 {
+				sa.handleBatch(c, ops)
+				clear(ops)
+				sa.ops = ops[:0]
+				return
+			}
+		}
 		sa.handedOn = false
 		sa.safely(m, func() { sa.handle(m) })
 		sa.afterOp(c)
@@ -379,7 +393,12 @@ func (sa *sessionActor) update(op *Op, now int64) {
 				sa.finish(op, Result{Status: Conflict, Err: fmt.Errorf("%d attempts", attempt)})
 				return
 			}
-			if !sa.backOff(op, attempt, now) {
+			if err := sa.backOff(op.ctx, attempt, now); err != nil {
+				sa.failStorage(op, err)
+				return
+			}
+			if sa.aliased {
+				sa.forward(op)
 				return
 			}
 			continue

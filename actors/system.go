@@ -268,7 +268,10 @@ func (s *System) spawnLocked(sh *shard, k *Kind, d record.Digest) *entry {
 	s.sessionsWG.Add(1)
 	s.live.Add(1)
 	s.spawned.Add(1)
-	mb := func() actor.Mailbox { return &fairMailbox{inline: k.inline, e: e, now: s.now} }
+	mb := func() actor.Mailbox {
+		sa.mb = &fairMailbox{inline: k.inline, e: e, now: s.now}
+		return sa.mb
+	}
 	e.pid = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sa }, actor.WithMailbox(mb)))
 	sh.entries[key{k.index, d}] = e
 	if sh.closing.Load() {
