@@ -183,7 +183,8 @@ func (sa *sessionActor) updateBatch(b []batchOp) {
 		}
 		if err != nil {
 			sa.loaded = false // the write may have landed or not: read again
-			sa.failBatch(err)
+			st := writeFailure(err)
+			sa.answerBatch(func(*batchOp) Result { return Result{Status: st, Err: err} })
 			return
 		}
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)

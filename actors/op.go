@@ -36,6 +36,9 @@ const (
 	// MaybeApplied: the caller's context ended while the operation's write
 	// was with the storage; the write completes or fails in the actor, but
 	// the caller did not wait to learn which. Err is the context's error.
+	// Or the write failed with an error wrapping storage.ErrUnavailable: the
+	// request may have reached the storage and only its answer been lost.
+	// Err is then the storage's error.
 	MaybeApplied
 	// StorageFailed: the storage returned Err.
 	StorageFailed

@@ -126,6 +126,28 @@ func (sa *sessionActor) failStorage(op *Op, err error) {
 	sa.finish(op, Result{Status: StorageFailed, Err: err})
 }
 
+// failWrite answers op, whose write (or delete) failed with err: with
+// MaybeApplied if the storage may have applied it (see mayHaveLanded).
+func (sa *sessionActor) failWrite(op *Op, err error) {
+	sa.finish(op, Result{Status: writeFailure(err), Err: err})
+}
+
+// writeFailure is the status of an operation whose write failed with err.
+func writeFailure(err error) Status {
+	if mayHaveLanded(err) {
+		return MaybeApplied
+	}
+	return StorageFailed
+}
+
+// mayHaveLanded reports whether a write that failed with err may have been
+// applied all the same: the storage did not answer (storage.ErrUnavailable)
+// after the call was made. A call the engine refused to make while the
+// storage was down was not.
+func mayHaveLanded(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) && !errors.Is(err, errFailedFast)
+}
+
 // safely runs f, turning a panic (from user code such as an ID generator,
 // or a bug) into a Panicked answer for op instead of losing op and
 // restarting the actor. The actor reads its state from the storage again.
@@ -302,7 +324,7 @@ func (sa *sessionActor) handle(op *Op) {
 			return
 		}
 		if err := sa.remove(op.ctx); err != nil {
-			sa.failStorage(op, err)
+			sa.failWrite(op, err)
 			return
 		}
 		sa.finish(op, Result{})
@@ -405,7 +427,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 		}
 		if err != nil {
 			sa.loaded = false // the write may have landed or not: read again
-			sa.failStorage(op, err)
+			sa.failWrite(op, err)
 			return
 		}
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
@@ -469,7 +491,7 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		}
 		if !errors.Is(err, storage.ErrConflict) {
 			sa.loaded = false // read the old ID's state again rather than trust a guess
-			sa.failStorage(op, err)
+			sa.failWrite(op, err)
 			return
 		}
 		// Another instance wrote the session meanwhile; its state is
@@ -508,7 +530,7 @@ func (sa *sessionActor) forward(op *Op) {
 			return
 		}
 		if err := sa.remove(op.ctx); err != nil {
-			sa.failStorage(op, err)
+			sa.failWrite(op, err)
 			return
 		}
 	}
@@ -660,6 +682,12 @@ func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id st
 	req := &sa.req
 	*req = storageReq{kind: sa.kind, code: code, id: id, data: data, expires: exp, version: version, ctx: ctx, reply: sa.storageReply}
 	defer func() { *req = storageReq{} }() // keep nothing alive
+	h := &sa.kind.health
+	start := sa.sys.sinceStart()
+	ok, probe := h.admit(start)
+	if !ok {
+		return storageResult{}, fmt.Errorf("%s %s: %w", code, sa.kind.Name, h.refused())
+	}
 	var res storageResult
 	if sa.kind.inline {
 		// The storage never blocks (Memory): a storage actor would only add
@@ -669,6 +697,7 @@ func (sa *sessionActor) storageCall(ctx context.Context, code storageCode, id st
 		res = sa.sys.storers.call(req)
 	}
 	err := res.err
+	h.done(start, sa.sys.sinceStart(), probe, err, sa.sys.log, sa.kind.Name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrConflict) {
 		err = fmt.Errorf("%s %s: %w", code, sa.kind.Name, err)
 	}

@@ -49,6 +49,7 @@ type Kind struct {
 	keeper    storage.Keeper // Storage's capability to keep a passivated value at hand, nil without it
 	touch     time.Duration  // persist a sliding expiry once it moved this much
 	inline    bool           // Storage never blocks: call it from the session actor
+	health    health         // whether Storage is known to be down
 }
 
 // System is the actor side of an engine: the dispatcher that routes

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/steward-sessions/steward/actors"
+	"github.com/steward-sessions/steward/storage"
 )
 
 var (
@@ -46,6 +47,16 @@ var (
 	// may or may not have been applied. A retry of a non-idempotent update
 	// should first read the session. Operations whose context ended before
 	// their write return the context's error alone: they were not applied.
+	//
+	// It is also returned when the write itself failed because the storage
+	// did not answer (an error wrapping storage.ErrUnavailable: a timeout,
+	// a lost connection): the request may have reached the storage. That
+	// error wraps ErrStorage as well, so the usual 503 path catches it; an
+	// operation that returns ErrStorage without ErrMaybeApplied was not
+	// applied. While a storage is known to be down (a call failed with
+	// storage.ErrUnavailable in the last 200 ms and none has been answered
+	// since), its operations fail at once with ErrStorage instead of each
+	// waiting for the storage's timeout.
 	ErrMaybeApplied = errors.New("engine: the operation may have been applied")
 
 	// ErrRenewed is returned by an operation that reached its session
@@ -92,6 +103,9 @@ func errOf(res actors.Result) error {
 	case actors.Canceled:
 		return res.Err
 	case actors.MaybeApplied:
+		if errors.Is(res.Err, storage.ErrUnavailable) {
+			return fmt.Errorf("%w: %w: %w", ErrMaybeApplied, ErrStorage, res.Err)
+		}
 		return fmt.Errorf("%w: %w", ErrMaybeApplied, res.Err)
 	case actors.StorageFailed:
 		return fmt.Errorf("%w: %w", ErrStorage, res.Err)

@@ -12,6 +12,17 @@ import (
 // Check it with errors.Is.
 var ErrNotFound = errors.New("storage: session not found")
 
+// ErrUnavailable is wrapped by a storage's errors that say the storage
+// itself could not be reached or did not answer in time (a timeout, a lost
+// connection), as opposed to an answer about one session. A write or
+// delete that fails with it may have been applied: the request may have
+// reached the storage and only its answer been lost. The engine answers
+// such a write with engine.ErrMaybeApplied, and for a short while after
+// such an error fails the kind's operations at once instead of letting
+// each wait for the storage's timeout, trying the storage again with one
+// call at a time until one succeeds. Check it with errors.Is.
+var ErrUnavailable = errors.New("storage: unavailable")
+
 // ErrInvalidID is returned when an ID is not made of the engine's alphabet
 // (see ValidID). Storages return it before touching any resource.
 var ErrInvalidID = errors.New("storage: invalid session ID")

@@ -255,8 +255,13 @@ func parseRecord(rec []byte) ([]byte, uint64, error) {
 }
 
 // wrap adds the operation to an error from Redis. The session ID is left
-// out: it is a credential, and errors get logged.
+// out: it is a credential, and errors get logged. An error that is not
+// Redis's answer (a timeout, a connection lost or refused) also wraps
+// storage.ErrUnavailable: the command may have reached Redis all the same.
 func (s *Store) wrap(op string, err error) error {
+	if _, answered := rueidis.IsRedisErr(err); !answered && !errors.Is(err, errBadRecord) {
+		return fmt.Errorf("redisstore: %s on Redis at %s: %w: %w", op, s.addr, storage.ErrUnavailable, err)
+	}
 	return fmt.Errorf("redisstore: %s on Redis at %s: %w", op, s.addr, err)
 }
 
