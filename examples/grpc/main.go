@@ -73,6 +73,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	if *call != "" {
+		switch *call {
+		case "get", "increment", "renew", "logout", "stream":
+		default:
+			fmt.Fprintf(stderr, "grpc: unknown -call %q (want get, increment, renew, logout or stream)\n", *call)
+			return errUsage
+		}
 		return runClient(ctx, *addr, *call, *session, *n, stdout)
 	}
 
@@ -217,7 +223,7 @@ func runClient(ctx context.Context, addr, call, session string, n int, stdout io
 	case "stream":
 		err = streamIncrements(ctx, c, n, stdout)
 	default:
-		return fmt.Errorf("%w: unknown -call %q (want get, increment, renew, logout or stream)", errUsage, call)
+		return fmt.Errorf("unknown call %q", call)
 	}
 	if err == nil && (call == "get" || call == "increment" || call == "renew") {
 		fmt.Fprintf(stdout, "count %d\n", count)

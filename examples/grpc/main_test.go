@@ -685,6 +685,11 @@ func TestRun(t *testing.T) {
 	err := run(context.Background(), []string{"-addr", addr, "-call", "get", "-session", session}, &out2, io.Discard)
 	wantCode(t, "-call get after logout", err, codes.Unauthenticated, "no session")
 
+	var stderr strings.Builder
+	if err := run(context.Background(), []string{"-call", "bogus"}, io.Discard, &stderr); !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "unknown -call") {
+		t.Errorf("-call bogus: %v, stderr %q; want a usage error", err, stderr.String())
+	}
+
 	cancel()
 	select {
 	case err := <-done:
