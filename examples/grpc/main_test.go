@@ -428,9 +428,18 @@ func TestForgedID(t *testing.T) {
 		})
 	}
 
-	// A forged value beside the genuine one does not hide it.
+	// A forged value beside the genuine one does not hide it, also when a
+	// proxy joined them into one value.
 	n, err := bare.Get(with(t, "forged", withOtherKey, genuine))
 	mustCount(t, "Get with forged values and the genuine one", n, err, 1)
+	n, err = bare.Get(with(t, withOtherKey+", "+genuine))
+	mustCount(t, "Get with values joined by a comma", n, err, 1)
+	var values []string
+	for range maxValues {
+		values = append(values, withOtherKey)
+	}
+	_, err = bare.Get(with(t, append(values, genuine)...))
+	wantCode(t, "Get with the genuine value past the limit", err, codes.Unauthenticated, "no session")
 	// The genuine session saw none of it.
 	n, err = c.Get(ctx)
 	mustCount(t, "Get of the genuine session", n, err, 1)

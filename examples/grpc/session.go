@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -119,17 +120,22 @@ func (s *Sessions) Open(v string) string {
 }
 
 // bind makes the call's Binding from its incoming metadata. forged reports
-// that the call carried values of MetadataKey and none verified.
+// that the call carried values of MetadataKey and none verified. A proxy
+// may join repeated values into one, separated by commas (which the
+// base64url alphabet lacks): each part counts as a value.
 func (s *Sessions) bind(ctx context.Context) (b *engine.Binding, forged bool) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get(MetadataKey)
-	if len(vals) > maxValues {
-		vals = vals[:maxValues]
-	}
 	var ids []string
-	for _, v := range vals {
-		if id := s.Open(v); id != "" {
-			ids = append(ids, id)
+	seen := 0
+	for _, line := range md.Get(MetadataKey) {
+		for v := range strings.SplitSeq(line, ",") {
+			if seen == maxValues {
+				break
+			}
+			seen++
+			if id := s.Open(strings.TrimSpace(v)); id != "" {
+				ids = append(ids, id)
+			}
 		}
 	}
 	switch len(ids) {
@@ -140,7 +146,7 @@ func (s *Sessions) bind(ctx context.Context) (b *engine.Binding, forged bool) {
 	default:
 		b = s.kind.BindCandidates(ids)
 	}
-	return b, len(vals) > 0 && len(ids) == 0
+	return b, seen > 0 && len(ids) == 0
 }
 
 // header takes b's outcome (which seals b) and returns the header metadata
