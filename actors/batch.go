@@ -149,7 +149,7 @@ func (sa *sessionActor) updateBatch(b []batchOp) {
 			return
 		}
 		exp := sa.kind.Expiry.Expiry(created, now)
-		rec := record.Encode(record.Record{Created: created, Expires: exp, Payload: cur.Data})
+		rec := sa.encode(created, exp, cur.Data)
 		err := sa.writeOwn(ctx, rec, exp)
 		if errors.Is(err, storage.ErrConflict) {
 			// Another instance wrote first; its value is adopted and every
@@ -188,7 +188,7 @@ func (sa *sessionActor) updateBatch(b []batchOp) {
 			return
 		}
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
-		cur.Data = rec[record.HeaderLen:] // one copy of the bytes, shared with the record
+		cur.Data = payloadOf(rec, cur.Data) // one copy of the bytes, shared with the record
 		sa.exists, sa.val, sa.rec, sa.created, sa.expires, sa.stored = true, cur, rec, created, exp, exp
 		sa.answerBatch(func(bo *batchOp) Result {
 			bo.res.Refreshed = bo.res.Found && refreshed

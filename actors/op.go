@@ -20,6 +20,12 @@ const (
 	// OpRenew moves the session to a new ID; the old one forwards to it for
 	// the kind's grace period.
 	OpRenew
+	// OpInfo reads the session's metadata (Result's Created, Expires and
+	// Owner) without using it: its expiry does not slide, and an ID that
+	// was renewed away reads as no session.
+	OpInfo
+	// OpSetOwner binds the session to Op.Owner ("" unbinds it).
+	OpSetOwner
 )
 
 // Status says how an operation ended. The engine turns it into its errors.
@@ -96,6 +102,11 @@ type Op struct {
 	MustExist bool
 	// Fn is OpUpdate's function.
 	Fn Updater
+	// Owner is OpSetOwner's owner.
+	Owner string
+	// NewID is, for OpRenew, the ID to move the session to; "" makes one
+	// with the kind's NewID.
+	NewID string
 	// Admitted is when the request asking for the operation began, Unix ns
 	// on the engine's clock: an operation that reaches a renewed session
 	// through its old ID is served only if its request began before the
@@ -142,7 +153,11 @@ type Result struct {
 	// forward, so a transport that carries an expiry (a cookie's Max-Age)
 	// should send it again.
 	Refreshed bool
-	Status    Status
+	// Created, Expires (Unix ns, 0 for never) and Owner describe the
+	// session, for OpInfo, and Owner for OpRenew and OpSetOwner.
+	Created, Expires int64
+	Owner            string
+	Status           Status
 	// Err details Status (the storage's error, the function's error, the
 	// context's error, the panic); nil for OK.
 	Err error

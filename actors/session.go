@@ -83,6 +83,7 @@ type sessionActor struct {
 	val     Value         // the value, when exists; val.Data is rec's payload
 	rec     []byte        // the record last written or read, when exists
 	version uint64        // the stored version (Versioned storages), 0 for none
+	owner   string        // who the session belongs to, "" for nobody
 
 	// finalPending says Close asked the actor to stop while operations
 	// were still on their way: it stops after the last one.
@@ -302,11 +303,23 @@ func (sa *sessionActor) handle(op *Op) {
 		}
 	}
 	sa.expire(op.ctx, now)
+	if sa.aliased && op.Code == OpInfo {
+		sa.finish(op, Result{}) // renewed away: this ID is no session
+		return
+	}
 	if sa.aliased {
 		sa.forward(op)
 		return
 	}
 	switch op.Code {
+	case OpInfo:
+		if !sa.exists {
+			sa.finish(op, Result{})
+			return
+		}
+		sa.finish(op, Result{Found: true, Created: sa.created, Expires: sa.expires, Owner: sa.owner})
+	case OpSetOwner:
+		sa.setOwner(op, now)
 	case OpGet:
 		if !sa.exists {
 			sa.finish(op, Result{})
@@ -399,7 +412,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			created = now
 		}
 		exp := sa.kind.Expiry.Expiry(created, now)
-		rec := record.Encode(record.Record{Created: created, Expires: exp, Payload: next.Data})
+		rec := sa.encode(created, exp, next.Data)
 		err = sa.writeOwn(op.ctx, rec, exp)
 		if errors.Is(err, storage.ErrConflict) {
 			// Another instance wrote first; its value is adopted: run the
@@ -431,7 +444,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			return
 		}
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
-		next.Data = rec[record.HeaderLen:] // one copy of the bytes, shared with the record
+		next.Data = payloadOf(rec, next.Data) // one copy of the bytes, shared with the record
 		sa.exists, sa.val, sa.rec, sa.created, sa.expires, sa.stored = true, next, rec, created, exp, exp
 		sa.finish(op, Result{Value: next, Found: true, Refreshed: refreshed})
 		return
@@ -444,7 +457,10 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 			sa.finish(op, Result{})
 			return
 		}
-		newID, err := sa.kind.NewID()
+		newID, err := op.NewID, error(nil)
+		if newID == "" {
+			newID, err = sa.kind.NewID()
+		}
 		if err != nil {
 			sa.finish(op, Result{Status: FnFailed, Err: fmt.Errorf("engine: new session ID: %w", err)})
 			return
@@ -455,14 +471,14 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		newD := record.DigestOf(newID)
 		newKey := newD.StorageID()
 		exp := sa.kind.Expiry.Expiry(sa.created, now)
-		rec := record.Encode(record.Record{Created: sa.created, Expires: exp, Payload: sa.val.Data})
+		rec := sa.encode(sa.created, exp, sa.val.Data)
 		// With a Versioned storage, the new ID is written only if nothing
 		// is stored there (version 0).
 		if _, err := sa.storageCall(op.ctx, stWrite, newKey, rec, exp, 0); err != nil {
 			sa.failStorage(op, err)
 			return
 		}
-		val := sa.val
+		val, owner := sa.val, sa.owner
 		// The old ID becomes an alias for the grace period, or goes; with
 		// a Versioned storage either is conditional, so an update another
 		// instance made meanwhile is never lost.
@@ -480,7 +496,7 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 			err = sa.removeOwn(op.ctx)
 		}
 		if err == nil {
-			sa.finish(op, Result{ID: newID, Value: val, Found: true, Refreshed: true})
+			sa.finish(op, Result{ID: newID, Value: val, Found: true, Refreshed: true, Owner: owner})
 			return
 		}
 		// The value lives under both IDs now: drop the new one, so that a
@@ -507,6 +523,55 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 			return
 		}
 		time.Sleep(conflictBackoff(attempt))
+	}
+}
+
+// setOwner binds the session to op.Owner and writes it through.
+func (sa *sessionActor) setOwner(op *Op, now int64) {
+	for attempt := 1; ; attempt++ {
+		if !sa.exists {
+			sa.finish(op, Result{})
+			return
+		}
+		if sa.owner == op.Owner && sa.kind.versioned == nil {
+			sa.finish(op, Result{Found: true, Owner: sa.owner, Created: sa.created, Expires: sa.expires})
+			return
+		}
+		if !sa.commit(op) {
+			return
+		}
+		prev := sa.owner
+		sa.owner = op.Owner
+		exp := sa.kind.Expiry.Expiry(sa.created, now)
+		rec := sa.encode(sa.created, exp, sa.val.Data)
+		sa.owner = prev
+		err := sa.writeOwn(op.ctx, rec, exp)
+		if errors.Is(err, storage.ErrConflict) {
+			op.state.Store(opStarted)
+			sa.expire(op.ctx, now)
+			switch {
+			case sa.aliased:
+				sa.finish(op, Result{}) // renewed away meanwhile
+				return
+			case attempt >= maxConflicts:
+				sa.finish(op, Result{Status: Conflict, Err: fmt.Errorf("%d attempts", attempt)})
+				return
+			}
+			if err := sa.backOff(op.ctx, attempt, now); err != nil {
+				sa.failStorage(op, err)
+				return
+			}
+			continue
+		}
+		if err != nil {
+			sa.loaded = false
+			sa.failWrite(op, err)
+			return
+		}
+		sa.owner, sa.rec, sa.expires, sa.stored = op.Owner, rec, exp, exp
+		sa.val.Data = payloadOf(rec, sa.val.Data)
+		sa.finish(op, Result{Found: true, Owner: sa.owner, Created: sa.created, Expires: exp, Refreshed: true})
+		return
 	}
 }
 
@@ -546,7 +611,17 @@ func (sa *sessionActor) forward(op *Op) {
 // forget drops the session state held (not what is stored).
 func (sa *sessionActor) forget() {
 	sa.exists, sa.val, sa.rec, sa.aliased, sa.expires, sa.stored = false, Value{}, nil, false, 0, 0
+	sa.owner = ""
 }
+
+// encode frames a value of this session for the storage.
+func (sa *sessionActor) encode(created, expires int64, payload []byte) []byte {
+	return record.Encode(record.Record{Created: created, Expires: expires, Payload: payload, Owner: sa.owner})
+}
+
+// payloadOf returns the payload inside rec, a record encoded from payload:
+// the record ends with it.
+func payloadOf(rec, payload []byte) []byte { return rec[len(rec)-len(payload):] }
 
 // removeOwn deletes the stored state of this ID if it is still the state
 // the actor holds: with a Versioned storage the delete is conditional (a
@@ -610,7 +685,7 @@ func (sa *sessionActor) flush(ctx context.Context) error {
 	if !sa.exists || sa.expires <= sa.stored {
 		return nil
 	}
-	rec := record.Encode(record.Record{Created: sa.created, Expires: sa.expires, Payload: sa.val.Data})
+	rec := sa.encode(sa.created, sa.expires, sa.val.Data)
 	if err := sa.writeOwn(ctx, rec, sa.expires); err != nil {
 		if !errors.Is(err, storage.ErrConflict) { // a conflict: another instance's write is newer
 			sa.sys.log.Warn("engine: refreshing a session's expiry", "kind", sa.kind.Name, "error", err)
@@ -618,7 +693,7 @@ func (sa *sessionActor) flush(ctx context.Context) error {
 		return err
 	}
 	sa.stored, sa.rec = sa.expires, rec
-	sa.val.Data = rec[record.HeaderLen:]
+	sa.val.Data = payloadOf(rec, sa.val.Data)
 	return nil
 }
 
@@ -654,7 +729,7 @@ func (sa *sessionActor) adopt(data []byte, version uint64) {
 		sa.aliased, sa.renewed = true, rec.Created
 		copy(sa.alias[:], rec.Payload)
 	} else {
-		sa.exists, sa.val, sa.rec = true, Value{Data: rec.Payload}, data
+		sa.exists, sa.val, sa.rec, sa.owner = true, Value{Data: rec.Payload}, data, rec.Owner
 	}
 }
 

@@ -472,7 +472,8 @@ func (b *Binding) renew(ctx context.Context) error {
 	if id == "" {
 		return ErrNoSession
 	}
-	res := b.do(ctx, d, &actors.Op{Code: actors.OpRenew})
+	res := b.kind.renewOwned(ctx, d, &actors.Op{Code: actors.OpRenew},
+		func(op *actors.Op) actors.Result { return b.do(ctx, d, op) })
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := errOf(res); err != nil {

@@ -214,6 +214,16 @@ type KindOptions struct {
 	// ASCII letters, digits, '-' and '_' (at most 128 bytes); others are
 	// refused with an error. Nil: random (version 4) UUIDs, 122 random bits.
 	NewID func() (string, error)
+
+	// MaxPerOwner bounds the live sessions one owner (see
+	// RawKind.BindOwner) holds at once; OwnerLimit says what a binding
+	// past it does. Zero: no bound (an owner's index holds at most 1,023
+	// sessions; past that, its least recently used ones are evicted).
+	MaxPerOwner int
+
+	// OwnerLimit is what BindOwner does past MaxPerOwner. Zero:
+	// EvictLeastRecent.
+	OwnerLimit OwnerLimit
 }
 
 func durationOr(d, def time.Duration) time.Duration {
@@ -290,9 +300,15 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 			return nil, fmt.Errorf("%w: type %v is already the type of %q", ErrKindExists, typ, other.kind.Name)
 		}
 	}
-	rk := &RawKind{eng: e, kind: k, codec: codec, client: opts.Storage == nil}
+	rk := &RawKind{eng: e, kind: k, codec: codec, client: opts.Storage == nil,
+		maxPerOwner: opts.MaxPerOwner, ownerLimit: opts.OwnerLimit}
 	if !rk.client {
 		e.sys.AddKind(k)
+		// The owners' indexes live beside the sessions, with no expiry of
+		// their own (see owners.go).
+		rk.owners = &actors.Kind{Name: name + " owners", Storage: opts.Storage,
+			NewID: func() (string, error) { return "", errors.New("engine: an owner index is never renewed") }}
+		e.sys.AddKind(rk.owners)
 	}
 	e.names[name] = rk
 	if typ != nil {

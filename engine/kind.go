@@ -516,3 +516,90 @@ func (k *Kind[T]) Renew(ctx context.Context) error {
 func (k *Kind[T]) Invalidate(ctx context.Context, id string) error {
 	return k.raw.Invalidate(ctx, id)
 }
+
+// BindOwner binds the current request's session to owner (a user ID),
+// typically right after Renew on login; see RawKind.BindOwner. It returns
+// ErrNoSession if the request has no session.
+func (k *Kind[T]) BindOwner(ctx context.Context, owner string) error {
+	id, err := k.currentID(ctx)
+	if err != nil {
+		return err
+	}
+	return k.raw.BindOwner(ctx, id, owner)
+}
+
+// Owner returns the owner the current request's session is bound to, ""
+// for none; ErrNoSession if the request has no session.
+func (k *Kind[T]) Owner(ctx context.Context) (string, error) {
+	id, err := k.currentID(ctx)
+	if err != nil {
+		return "", err
+	}
+	return k.raw.Owner(ctx, id)
+}
+
+// Sessions lists the live sessions of the current request's owner, the
+// current one flagged; ErrNoSession if the request has no session or its
+// session no owner. See RawKind.Sessions.
+func (k *Kind[T]) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	id, owner, err := k.currentOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return k.raw.Sessions(ctx, owner, id)
+}
+
+// InvalidateOthers ends every session of the current request's owner but
+// the current one ("log out my other devices") and returns how many it
+// ended; ErrNoSession if the request has no session or its session no
+// owner.
+func (k *Kind[T]) InvalidateOthers(ctx context.Context) (int, error) {
+	id, owner, err := k.currentOwner(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return k.raw.InvalidateOwner(ctx, owner, id)
+}
+
+// InvalidateHandle ends the session of the current request's owner named
+// by handle (from Sessions); ErrNoSession if it names none of theirs.
+func (k *Kind[T]) InvalidateHandle(ctx context.Context, handle string) error {
+	_, owner, err := k.currentOwner(ctx)
+	if err != nil {
+		return err
+	}
+	return k.raw.InvalidateHandle(ctx, owner, handle)
+}
+
+// InvalidateOwner ends every session of owner and returns how many it
+// ended ("log out everywhere", or an admin's lockout).
+func (k *Kind[T]) InvalidateOwner(ctx context.Context, owner string) (int, error) {
+	return k.raw.InvalidateOwner(ctx, owner, "")
+}
+
+func (k *Kind[T]) currentID(ctx context.Context) (string, error) {
+	if k.raw.client {
+		return "", ErrServerSideOnly
+	}
+	if _, err := k.binding(ctx); err != nil {
+		return "", err
+	}
+	id := k.ID(ctx)
+	if id == "" {
+		return "", ErrNoSession
+	}
+	return id, nil
+}
+
+func (k *Kind[T]) currentOwner(ctx context.Context) (id, owner string, err error) {
+	if id, err = k.currentID(ctx); err != nil {
+		return "", "", err
+	}
+	if owner, err = k.raw.Owner(ctx, id); err != nil {
+		return "", "", err
+	}
+	if owner == "" {
+		return "", "", ErrNoSession
+	}
+	return id, owner, nil
+}

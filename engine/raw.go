@@ -36,6 +36,10 @@ type RawKind struct {
 	kind   *actors.Kind
 	codec  Codec
 	client bool // no storage: values travel to the client
+
+	owners      *actors.Kind // the owners' indexes, on the same storage
+	maxPerOwner int
+	ownerLimit  OwnerLimit
 }
 
 // RegisterRaw registers a session kind without a Go type, for callers that
@@ -183,7 +187,8 @@ func (k *RawKind) Renew(ctx context.Context, id string) (string, error) {
 	if err := k.check(id); err != nil {
 		return "", err
 	}
-	res := k.do(ctx, id, &actors.Op{Code: actors.OpRenew})
+	res := k.renewOwned(ctx, record.DigestOf(id), &actors.Op{Code: actors.OpRenew},
+		func(op *actors.Op) actors.Result { return k.do(ctx, id, op) })
 	if err := errOf(res); err != nil {
 		return "", err
 	}

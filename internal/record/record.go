@@ -16,12 +16,14 @@ import (
 // passivation, restarts, any storage and the round trip to a client:
 //
 //	byte 0      format version (Version)
-//	byte 1      type: 0 a session value, 1 an alias (the ID it was renewed to)
+//	byte 1      type: 0 a session value, 1 an alias (the ID it was renewed to),
+//	            2 a session value with an owner
 //	bytes 2-9   creation time, Unix nanoseconds, big endian; for an alias,
 //	            when the session was renewed
 //	bytes 10-17 expiry time, Unix nanoseconds, big endian (0: none)
 //	bytes 18-   the session value, or for an alias the Digest of the ID
-//	            the session was renewed to
+//	            the session was renewed to; for an owned value, first one
+//	            byte n (1-255) and the n bytes of the owner
 //
 // Version 2 (this one) stores sessions under the digest of their ID
 // (Digest.StorageID) and aliases that hold a digest and their renewal
@@ -33,6 +35,10 @@ const (
 
 	typeValue = 0
 	typeAlias = 1
+	typeOwned = 2
+
+	// MaxOwnerLen is the longest owner a record holds, in bytes.
+	MaxOwnerLen = 255
 )
 
 // ErrMalformed is returned by Decode for bytes that are not a record.
@@ -50,24 +56,45 @@ type Record struct {
 	Expires int64
 	// Payload is the session value or, for an alias, the new ID.
 	Payload []byte
+	// Owner is who the session belongs to (a user ID), "" for nobody; at
+	// most MaxOwnerLen bytes. Aliases have none.
+	Owner string
 }
 
 // Encode frames r into a fresh slice.
+// The payload always ends the slice. An Owner longer than MaxOwnerLen is
+// cut to it (callers check it first).
 func Encode(r Record) []byte {
-	b := make([]byte, HeaderLen+len(r.Payload))
-	b[0] = Version
+	owner := r.Owner
 	if r.Alias {
+		owner = ""
+	}
+	if len(owner) > MaxOwnerLen {
+		owner = owner[:MaxOwnerLen]
+	}
+	ext := 0
+	if owner != "" {
+		ext = 1 + len(owner)
+	}
+	b := make([]byte, HeaderLen+ext+len(r.Payload))
+	b[0] = Version
+	switch {
+	case r.Alias:
 		b[1] = typeAlias
+	case owner != "":
+		b[1] = typeOwned
+		b[HeaderLen] = byte(len(owner))
+		copy(b[HeaderLen+1:], owner)
 	}
 	binary.BigEndian.PutUint64(b[2:], uint64(r.Created))
 	binary.BigEndian.PutUint64(b[10:], uint64(r.Expires))
-	copy(b[HeaderLen:], r.Payload)
+	copy(b[HeaderLen+ext:], r.Payload)
 	return b
 }
 
 // Decode parses b. The payload aliases b.
 func Decode(b []byte) (Record, error) {
-	if len(b) < HeaderLen || b[0] != Version || b[1] > typeAlias {
+	if len(b) < HeaderLen || b[0] != Version || b[1] > typeOwned {
 		return Record{}, ErrMalformed
 	}
 	r := Record{
@@ -75,6 +102,16 @@ func Decode(b []byte) (Record, error) {
 		Created: int64(binary.BigEndian.Uint64(b[2:])),
 		Expires: int64(binary.BigEndian.Uint64(b[10:])),
 		Payload: b[HeaderLen:],
+	}
+	if b[1] == typeOwned {
+		n := 0
+		if len(r.Payload) > 0 {
+			n = int(r.Payload[0])
+		}
+		if n == 0 || len(r.Payload) < 1+n {
+			return Record{}, ErrMalformed
+		}
+		r.Owner, r.Payload = string(r.Payload[1:1+n]), r.Payload[1+n:]
 	}
 	if r.Created <= 0 || r.Expires < 0 || (r.Expires != 0 && r.Expires < r.Created) ||
 		(r.Alias && len(r.Payload) != sha256.Size) {
