@@ -1,0 +1,72 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/steward-sessions/steward/engine"
+	"github.com/steward-sessions/steward/internal/redistest"
+	"github.com/steward-sessions/steward/storage/redisstore"
+)
+
+// TestMaxPerOwnerThreeInstances: 64 concurrent logins of one user spread
+// over three engine instances on one Redis, MaxPerOwner 3: exactly 3
+// sessions stay alive, and every instance lists exactly those.
+func TestMaxPerOwnerThreeInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	kinds := instances(t, srv, 3, engine.KindOptions{MaxPerOwner: 3}, redisstore.Options{})
+	ctx := context.Background()
+	ids := make([]string, 64)
+	var wg sync.WaitGroup
+	for i := range ids {
+		k := kinds[i%len(kinds)]
+		wg.Go(func() {
+			id, err := k.Create(ctx, []byte("0"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = id
+			if err := k.BindOwner(ctx, id, "ann"); err != nil && !errors.Is(err, engine.ErrNoSession) {
+				t.Errorf("BindOwner: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	alive := map[string]bool{}
+	for _, id := range ids {
+		if _, err := kinds[0].Load(ctx, id); err == nil {
+			alive[engine.StorageKey(id)] = true
+		} else if !errors.Is(err, engine.ErrNoSession) {
+			t.Fatal(err)
+		}
+	}
+	if len(alive) != 3 {
+		t.Fatalf("%d sessions alive after 64 logins with MaxPerOwner 3", len(alive))
+	}
+	for i, k := range kinds {
+		infos, err := k.Sessions(ctx, "ann", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(infos) != 3 {
+			t.Fatalf("instance %d lists %d sessions, want 3", i, len(infos))
+		}
+		for _, in := range infos {
+			if !alive[in.Handle] {
+				t.Fatalf("instance %d lists a session that is not alive", i)
+			}
+		}
+	}
+	// Revoking all from one instance ends them on every instance.
+	if n, err := kinds[1].InvalidateOwner(ctx, "ann", ""); err != nil || n != 3 {
+		t.Fatalf("InvalidateOwner = %d, %v; want 3", n, err)
+	}
+	for _, id := range ids {
+		if _, err := kinds[2].Load(ctx, id); !errors.Is(err, engine.ErrNoSession) {
+			t.Fatalf("a revoked session answers on another instance: %v", err)
+		}
+	}
+}
