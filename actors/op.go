@@ -26,6 +26,9 @@ const (
 	OpInfo
 	// OpSetOwner binds the session to Op.Owner ("" unbinds it).
 	OpSetOwner
+	// OpTake removes the session, like OpInvalidate, and answers with the
+	// value it held: of concurrent OpTakes, exactly one gets it.
+	OpTake
 )
 
 // Status says how an operation ended. The engine turns it into its errors.

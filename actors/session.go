@@ -341,6 +341,8 @@ func (sa *sessionActor) handle(op *Op) {
 			return
 		}
 		sa.finish(op, Result{})
+	case OpTake:
+		sa.take(op, now)
 	case OpRenew:
 		sa.renew(op, now)
 	default:
@@ -523,6 +525,43 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 			return
 		}
 		time.Sleep(conflictBackoff(attempt))
+	}
+}
+
+// take removes the session and answers with its value. With a Versioned
+// storage the removal is conditional on the value read, so that of two
+// instances taking it at once only one gets it.
+func (sa *sessionActor) take(op *Op, now int64) {
+	for attempt := 1; ; attempt++ {
+		if !sa.exists {
+			sa.finish(op, Result{})
+			return
+		}
+		val := sa.val
+		if !sa.commit(op) {
+			return
+		}
+		err := sa.removeOwn(op.ctx)
+		if errors.Is(err, storage.ErrConflict) {
+			op.state.Store(opStarted)
+			sa.expire(op.ctx, now)
+			switch {
+			case sa.aliased:
+				sa.forward(op)
+				return
+			case attempt >= maxConflicts:
+				sa.finish(op, Result{Status: Conflict, Err: fmt.Errorf("%d attempts", attempt)})
+				return
+			}
+			continue
+		}
+		if err != nil {
+			sa.loaded = false
+			sa.failWrite(op, err)
+			return
+		}
+		sa.finish(op, Result{Value: val, Found: true})
+		return
 	}
 }
 

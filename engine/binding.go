@@ -406,31 +406,42 @@ func (b *Binding) create(ctx context.Context, stale string, op *actors.Op) actor
 // clear ends the request's session and makes the transport remove the
 // client's ID.
 func (b *Binding) clear(ctx context.Context) error {
+	_, err := b.end(ctx, actors.OpInvalidate)
+	return err
+}
+
+// end ends the request's session with code (OpInvalidate, or OpTake,
+// which also returns the value it held) and makes the transport remove
+// the client's ID.
+func (b *Binding) end(ctx context.Context, code actors.OpCode) (actors.Result, error) {
 	if b.reentrant() {
-		return ErrReentrant
+		return actors.Result{}, ErrReentrant
 	}
 	b.mu.Lock()
 	if b.sealed {
 		b.mu.Unlock()
-		return ErrTooLate
+		return actors.Result{}, ErrTooLate
 	}
 	if b.sealer != nil {
 		defer b.mu.Unlock()
 		b.openLocked()
+		res := actors.Result{Value: actors.Value{Data: b.value}, Found: b.value != nil}
 		if b.incoming || b.changed || b.value != nil {
 			b.cleared = true
 		}
 		b.value, b.changed, b.wire = nil, false, ""
-		return nil
+		return res, nil
 	}
 	id, d, err := b.currentIDLocked(ctx)
 	b.mu.Unlock()
 	if err != nil {
-		return err
+		return actors.Result{}, err
 	}
+	var res actors.Result
 	if id != "" {
-		if err := errOf(b.do(ctx, d, &actors.Op{Code: actors.OpInvalidate})); err != nil {
-			return err // ErrRenewed: the session went elsewhere; the cookie stays
+		res = b.do(ctx, d, &actors.Op{Code: code})
+		if err := errOf(res); err != nil {
+			return actors.Result{}, err // ErrRenewed: the session went elsewhere; the cookie stays
 		}
 	}
 	b.mu.Lock()
@@ -440,7 +451,7 @@ func (b *Binding) clear(ctx context.Context) error {
 	}
 	b.id, b.digested, b.confirmed = "", false, false
 	b.changed, b.refreshed = false, false
-	return nil
+	return res, nil
 }
 
 // renew moves the request's session to a new ID.

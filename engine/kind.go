@@ -496,6 +496,27 @@ func (k *Kind[T]) Clear(ctx context.Context) error {
 	return b.clear(ctx)
 }
 
+// Pop returns the current request's session value and ends the session
+// (removing its ID from the client, as Clear does), atomically: of
+// concurrent requests popping one server-side session, exactly one gets
+// the value, the others find no session (across engine instances too, on
+// a Versioned storage). A client-side value travels with each request, so
+// concurrent requests holding the same cookie each get it. Flash messages
+// are made of it (see Flash).
+func (k *Kind[T]) Pop(ctx context.Context) (T, bool, error) {
+	var zero T
+	b, err := k.binding(ctx)
+	if err != nil {
+		return zero, false, err
+	}
+	res, err := b.end(ctx, actors.OpTake)
+	if err != nil || !res.Found {
+		return zero, false, err
+	}
+	v, ok := k.current(res.Value)
+	return v, ok, nil
+}
+
 // Renew moves the current request's session to a new ID with the same
 // value and sends the new ID to the client; call it on login, against
 // session fixation. Requests that were already in flight with the old ID

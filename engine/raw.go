@@ -179,6 +179,24 @@ func (k *RawKind) Invalidate(ctx context.Context, id string) error {
 	return errOf(k.do(ctx, id, &actors.Op{Code: actors.OpInvalidate}))
 }
 
+// Take returns the value of session id and ends the session, atomically:
+// of concurrent Takes of one session, exactly one gets the value, the
+// others ErrNoSession (across engine instances too, on a Versioned
+// storage).
+func (k *RawKind) Take(ctx context.Context, id string) ([]byte, error) {
+	if err := k.check(id); err != nil {
+		return nil, err
+	}
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpTake})
+	if err := errOf(res); err != nil {
+		return nil, err
+	}
+	if !res.Found {
+		return nil, ErrNoSession
+	}
+	return bytes.Clone(res.Value.Data), nil
+}
+
 // Renew moves session id to a new ID with the same value and returns the
 // new ID; call it on login (against session fixation). From then on the
 // old ID answers ErrRenewed (the grace of request bindings is for requests

@@ -70,3 +70,38 @@ func TestMaxPerOwnerThreeInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeOnceThreeInstances: a flash-like value taken at once through
+// three instances is got by exactly one Take.
+func TestTakeOnceThreeInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{})
+	ctx := context.Background()
+	for round := range 20 {
+		id, err := kinds[0].Create(ctx, []byte("v"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		got := 0
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				v, err := kinds[i%len(kinds)].Take(ctx, id)
+				switch {
+				case err == nil && string(v) == "v":
+					mu.Lock()
+					got++
+					mu.Unlock()
+				case errors.Is(err, engine.ErrNoSession):
+				default:
+					t.Errorf("Take = %q, %v", v, err)
+				}
+			})
+		}
+		wg.Wait()
+		if got != 1 {
+			t.Fatalf("round %d: %d Takes got the value, want 1", round, got)
+		}
+	}
+}
