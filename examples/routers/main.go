@@ -81,7 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// Warnings and errors only: the engine's start and stop are not news.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := newApp(log)
 	if err != nil {
 		return err
