@@ -3,11 +3,9 @@ module github.com/steward-sessions/steward
 go 1.25.0
 
 require (
-	github.com/anishathalye/porcupine v1.3.1
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
 	github.com/google/uuid v1.6.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
-	github.com/redis/rueidis v1.0.79
 	go.uber.org/goleak v1.3.0
 )
 

@@ -120,6 +120,18 @@
 // session's headers go with the response, then unwrap until the writer
 // implements the interface.
 //
+// # Routers
+//
+// The middleware is func(http.Handler) http.Handler, so it goes as it is
+// around a ServeMux (its handlers keep r.PathValue, whether the
+// middleware wraps the whole mux or single routes), into chi's Use, and
+// into echo through echo.WrapMiddleware. gin's writer sends the headers on
+// calls that net/http's middleware never sees (c.AbortWithStatus,
+// WriteString, ...): use the adapter in the module
+// github.com/steward-sessions/steward/transport/ginsteward. In every case
+// the handlers pass the request's context to the kind's methods.
+// examples/routers (its own module) serves one counter through each.
+//
 // # Custom transports
 //
 // A Transport has three methods, Receive, Send and Clear; see its

@@ -75,4 +75,12 @@
 // A URL naming one node of a cluster gets a cluster client, found out at
 // New. The Prefix must not contain a hash tag ("{...}"), which would put
 // every session in one slot.
+//
+// # Module
+//
+// This package is a module of its own,
+// github.com/steward-sessions/steward/storage/redisstore, so that its Redis
+// client (rueidis) enters only the go.mod of programs that use Redis:
+//
+//	go get github.com/steward-sessions/steward/storage/redisstore
 package redisstore
