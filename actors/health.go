@@ -70,7 +70,8 @@ func (h *health) done(start, now int64, probe bool, err error, log *slog.Logger,
 		if now-start < int64(slowFailure) && !probe {
 			return
 		}
-		h.lastErr.Store(&err)
+		last := err // a copy: taking err's address would put every call's on the heap
+		h.lastErr.Store(&last)
 		if h.downUntil.Swap(now+int64(failFastFor)) == 0 {
 			log.Warn("engine: storage unavailable; its operations fail fast until it answers again",
 				"kind", kind, "error", err)
