@@ -24,7 +24,7 @@ import (
 // instances starts n engines, as n application servers would be, each with
 // its own Store on srv under one prefix, and registers the kind "counter"
 // on each. The engines are closed when t ends.
-func instances(t *testing.T, srv *redistest.Server, n int, opts engine.KindOptions, sopts redisstore.Options) []*engine.RawKind {
+func instances(t testing.TB, srv *redistest.Server, n int, opts engine.KindOptions, sopts redisstore.Options) []*engine.RawKind {
 	t.Helper()
 	if sopts.Prefix == "" {
 		sopts.Prefix = prefixFor(t)

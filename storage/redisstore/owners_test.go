@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -104,4 +105,39 @@ func TestTakeOnceThreeInstances(t *testing.T) {
 			t.Fatalf("round %d: %d Takes got the value, want 1", round, got)
 		}
 	}
+}
+
+// BenchmarkOwnerRedis: a login with owner binding, and listing 10
+// sessions, on a real Redis.
+func BenchmarkOwnerRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	k := instances(b, srv, 1, engine.KindOptions{MaxPerOwner: 10}, redisstore.Options{})[0]
+	ctx := context.Background()
+	b.Run("login", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			id, err := k.Create(ctx, []byte("v"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := k.BindOwner(ctx, id, "user"+strconv.Itoa(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sessions10", func(b *testing.B) {
+		for range 10 {
+			id, err := k.Create(ctx, []byte("v"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := k.BindOwner(ctx, id, "ann"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for b.Loop() {
+			if infos, err := k.Sessions(ctx, "ann", ""); err != nil || len(infos) != 10 {
+				b.Fatal(len(infos), err)
+			}
+		}
+	})
 }

@@ -20,7 +20,7 @@ import (
 
 // prefixFor returns a key prefix of t's own, so that tests sharing one
 // server never see each other's keys.
-func prefixFor(t *testing.T) string { return "test:" + t.Name() + ":" }
+func prefixFor(t testing.TB) string { return "test:" + t.Name() + ":" }
 
 func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
