@@ -118,3 +118,71 @@ func ExampleRawKind() {
 	// 0+
 	// true
 }
+
+// Bind sessions to their user on login, list the user's devices and log
+// out the others.
+func ExampleKind_BindOwner() {
+	ctx := context.Background()
+	eng, err := engine.New(engine.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer eng.Close(ctx)
+	carts, err := engine.Register[Cart](eng, "SESSION_ID", engine.KindOptions{
+		Storage:     storage.NewMemory(storage.MemoryOptions{}),
+		MaxPerOwner: 5,
+	})
+	if err != nil {
+		panic(err)
+	}
+	login := func() context.Context {
+		req := engine.WithBindings(ctx, carts.Raw().Bind(""))
+		if err := carts.Set(req, Cart{}); err != nil {
+			panic(err)
+		}
+		if err := carts.BindOwner(req, "ann"); err != nil {
+			panic(err)
+		}
+		return req
+	}
+	phone, _ := login(), login()
+	list, err := carts.Sessions(phone)
+	fmt.Println(len(list), err)
+	n, err := carts.InvalidateOthers(phone)
+	fmt.Println(n, err)
+	list, _ = carts.Sessions(phone)
+	fmt.Println(len(list), list[0].Current)
+	// Output:
+	// 2 <nil>
+	// 1 <nil>
+	// 1 true
+}
+
+// Flash messages: added by one request, shown by the next, once.
+func ExampleFlash() {
+	ctx := context.Background()
+	eng, err := engine.New(engine.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer eng.Close(ctx)
+	flash, err := engine.RegisterFlash[string](eng, "FLASH", engine.KindOptions{
+		Storage: storage.NewMemory(storage.MemoryOptions{}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	b := flash.Kind().Raw().Bind("")
+	if err := flash.Add(engine.WithBindings(ctx, b), "saved"); err != nil {
+		panic(err)
+	}
+	id := b.Outcome().ID // the cookie the client gets
+
+	next := engine.WithBindings(ctx, flash.Kind().Raw().Bind(id))
+	fmt.Println(flash.Pop(next))
+	again := engine.WithBindings(ctx, flash.Kind().Raw().Bind(id))
+	fmt.Println(flash.Pop(again))
+	// Output:
+	// [saved] <nil>
+	// [] <nil>
+}
