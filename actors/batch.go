@@ -148,7 +148,7 @@ func (sa *sessionActor) updateBatch(b []batchOp) {
 			})
 			return
 		}
-		exp := sa.kind.Expiry.Expiry(created, now)
+		exp := sa.policy().Expiry(created, now)
 		rec := sa.encode(created, exp, cur.Data)
 		err := sa.writeOwn(ctx, rec, exp)
 		if errors.Is(err, storage.ErrConflict) {
@@ -187,7 +187,7 @@ func (sa *sessionActor) updateBatch(b []batchOp) {
 			sa.answerBatch(func(*batchOp) Result { return Result{Status: st, Err: err} })
 			return
 		}
-		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
+		refreshed := !sa.exists || exp-sa.stored >= int64(sa.touchEvery())
 		cur.Data = payloadOf(rec, cur.Data) // one copy of the bytes, shared with the record
 		sa.exists, sa.val, sa.rec, sa.created, sa.expires, sa.stored = true, cur, rec, created, exp, exp
 		sa.answerBatch(func(bo *batchOp) Result {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/steward-sessions/steward/internal/record"
 )
 
 // OpCode says what an Op does.
@@ -26,6 +28,9 @@ const (
 	OpInfo
 	// OpSetOwner binds the session to Op.Owner ("" unbinds it).
 	OpSetOwner
+	// OpSetPolicy gives the session Op.Own as its expiry policy, in place
+	// of its kind's (nil: its kind's again), and moves its expiry to match.
+	OpSetPolicy
 	// OpTake removes the session, like OpInvalidate, and answers with the
 	// value it held: of concurrent OpTakes, exactly one gets it.
 	OpTake
@@ -107,6 +112,8 @@ type Op struct {
 	Fn Updater
 	// Owner is OpSetOwner's owner.
 	Owner string
+	// Own is OpSetPolicy's policy.
+	Own *record.Policy
 	// NewID is, for OpRenew, the ID to move the session to; "" makes one
 	// with the kind's NewID.
 	NewID string
@@ -160,7 +167,11 @@ type Result struct {
 	// session, for OpInfo, and Owner for OpRenew and OpSetOwner.
 	Created, Expires int64
 	Owner            string
-	Status           Status
+	// Own says the session has its own expiry policy (see OpSetPolicy):
+	// Expires is then its expiry, which the transport carries to the
+	// client (a cookie's Max-Age).
+	Own    bool
+	Status Status
 	// Err details Status (the storage's error, the function's error, the
 	// context's error, the panic); nil for OK.
 	Err error

@@ -72,18 +72,19 @@ type sessionActor struct {
 	ops          []*Op              // reused by group commit
 	batch        []batchOp          // likewise
 
-	loaded  bool          // the stored state has been read
-	exists  bool          // a live value is held
-	aliased bool          // renewed: operations forward to alias
-	alias   record.Digest // the session it was renewed to
-	renewed int64         // when it was renewed, Unix ns
-	created int64         // Unix ns
-	expires int64         // Unix ns, 0 for none: the exact sliding expiry
-	stored  int64         // the expiry last written to the storage
-	val     Value         // the value, when exists; val.Data is rec's payload
-	rec     []byte        // the record last written or read, when exists
-	version uint64        // the stored version (Versioned storages), 0 for none
-	owner   string        // who the session belongs to, "" for nobody
+	loaded  bool           // the stored state has been read
+	exists  bool           // a live value is held
+	aliased bool           // renewed: operations forward to alias
+	alias   record.Digest  // the session it was renewed to
+	renewed int64          // when it was renewed, Unix ns
+	created int64          // Unix ns
+	expires int64          // Unix ns, 0 for none: the exact sliding expiry
+	stored  int64          // the expiry last written to the storage
+	val     Value          // the value, when exists; val.Data is rec's payload
+	rec     []byte         // the record last written or read, when exists
+	version uint64         // the stored version (Versioned storages), 0 for none
+	owner   string         // who the session belongs to, "" for nobody
+	own     *record.Policy // the session's own expiry policy, nil for its kind's
 
 	// finalPending says Close asked the actor to stop while operations
 	// were still on their way: it stops after the last one.
@@ -120,6 +121,10 @@ func (sa *sessionActor) Receive(c actor.Context) {
 
 func (sa *sessionActor) finish(op *Op, res Result) {
 	sa.handedOn = true
+	if sa.own != nil && res.Found && res.Status == OK && sa.exists {
+		// The transport carries a session's own expiry to the client.
+		res.Own, res.Expires = true, sa.expires
+	}
 	op.reply <- res
 }
 
@@ -213,8 +218,8 @@ func (sa *sessionActor) publishInline() {
 	if sa.expires != 0 {
 		until = sa.expires
 	}
-	if k.Expiry.Idle > 0 {
-		until = min(until, sa.stored-int64(k.Expiry.Idle)+int64(k.touch))
+	if p := sa.policy(); p.Idle > 0 {
+		until = min(until, sa.stored-int64(p.Idle)+int64(sa.touchEvery()))
 	}
 	sa.entry.inlineUntil.Store(max(until, 0))
 }
@@ -318,8 +323,8 @@ func (sa *sessionActor) handle(op *Op) {
 			return
 		}
 		sa.finish(op, Result{Found: true, Created: sa.created, Expires: sa.expires, Owner: sa.owner})
-	case OpSetOwner:
-		sa.setOwner(op, now)
+	case OpSetOwner, OpSetPolicy:
+		sa.setMeta(op, now)
 	case OpGet:
 		if !sa.exists {
 			sa.finish(op, Result{})
@@ -413,7 +418,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 		if !sa.exists {
 			created = now
 		}
-		exp := sa.kind.Expiry.Expiry(created, now)
+		exp := sa.policy().Expiry(created, now)
 		rec := sa.encode(created, exp, next.Data)
 		err = sa.writeOwn(op.ctx, rec, exp)
 		if errors.Is(err, storage.ErrConflict) {
@@ -445,7 +450,7 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			sa.failWrite(op, err)
 			return
 		}
-		refreshed := !sa.exists || exp-sa.stored >= int64(sa.kind.touch)
+		refreshed := !sa.exists || exp-sa.stored >= int64(sa.touchEvery())
 		next.Data = payloadOf(rec, next.Data) // one copy of the bytes, shared with the record
 		sa.exists, sa.val, sa.rec, sa.created, sa.expires, sa.stored = true, next, rec, created, exp, exp
 		sa.finish(op, Result{Value: next, Found: true, Refreshed: refreshed})
@@ -472,7 +477,7 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		}
 		newD := record.DigestOf(newID)
 		newKey := newD.StorageID()
-		exp := sa.kind.Expiry.Expiry(sa.created, now)
+		exp := sa.policy().Expiry(sa.created, now)
 		rec := sa.encode(sa.created, exp, sa.val.Data)
 		// With a Versioned storage, the new ID is written only if nothing
 		// is stored there (version 0).
@@ -565,25 +570,26 @@ func (sa *sessionActor) take(op *Op, now int64) {
 	}
 }
 
-// setOwner binds the session to op.Owner and writes it through.
-func (sa *sessionActor) setOwner(op *Op, now int64) {
+// setMeta binds the session to op.Owner (OpSetOwner) or gives it op.Own
+// as its expiry policy (OpSetPolicy), and writes it through.
+func (sa *sessionActor) setMeta(op *Op, now int64) {
 	for attempt := 1; ; attempt++ {
 		if !sa.exists {
 			sa.finish(op, Result{})
 			return
 		}
-		if sa.owner == op.Owner && sa.kind.versioned == nil {
+		if op.Code == OpSetOwner && sa.owner == op.Owner && sa.kind.versioned == nil {
 			sa.finish(op, Result{Found: true, Owner: sa.owner, Created: sa.created, Expires: sa.expires})
 			return
 		}
 		if !sa.commit(op) {
 			return
 		}
-		prev := sa.owner
-		sa.owner = op.Owner
-		exp := sa.kind.Expiry.Expiry(sa.created, now)
+		prevOwner, prevOwn := sa.owner, sa.own
+		sa.applyMeta(op)
+		exp := sa.policy().Expiry(sa.created, now)
 		rec := sa.encode(sa.created, exp, sa.val.Data)
-		sa.owner = prev
+		sa.owner, sa.own = prevOwner, prevOwn
 		err := sa.writeOwn(op.ctx, rec, exp)
 		if errors.Is(err, storage.ErrConflict) {
 			op.state.Store(opStarted)
@@ -607,10 +613,19 @@ func (sa *sessionActor) setOwner(op *Op, now int64) {
 			sa.failWrite(op, err)
 			return
 		}
-		sa.owner, sa.rec, sa.expires, sa.stored = op.Owner, rec, exp, exp
+		sa.applyMeta(op)
+		sa.rec, sa.expires, sa.stored = rec, exp, exp
 		sa.val.Data = payloadOf(rec, sa.val.Data)
 		sa.finish(op, Result{Found: true, Owner: sa.owner, Created: sa.created, Expires: exp, Refreshed: true})
 		return
+	}
+}
+
+func (sa *sessionActor) applyMeta(op *Op) {
+	if op.Code == OpSetOwner {
+		sa.owner = op.Owner
+	} else {
+		sa.own = op.Own
 	}
 }
 
@@ -650,12 +665,28 @@ func (sa *sessionActor) forward(op *Op) {
 // forget drops the session state held (not what is stored).
 func (sa *sessionActor) forget() {
 	sa.exists, sa.val, sa.rec, sa.aliased, sa.expires, sa.stored = false, Value{}, nil, false, 0, 0
-	sa.owner = ""
+	sa.owner, sa.own = "", nil
+}
+
+// policy is the session's expiry policy: its own, or its kind's.
+func (sa *sessionActor) policy() record.Policy {
+	if sa.own != nil {
+		return *sa.own
+	}
+	return sa.kind.Expiry
+}
+
+// touchEvery is how far the sliding expiry moves before it is written.
+func (sa *sessionActor) touchEvery() time.Duration {
+	if sa.own != nil {
+		return sa.own.Touch()
+	}
+	return sa.kind.touch
 }
 
 // encode frames a value of this session for the storage.
 func (sa *sessionActor) encode(created, expires int64, payload []byte) []byte {
-	return record.Encode(record.Record{Created: created, Expires: expires, Payload: payload, Owner: sa.owner})
+	return record.Encode(record.Record{Created: created, Expires: expires, Payload: payload, Owner: sa.owner, Own: sa.own})
 }
 
 // payloadOf returns the payload inside rec, a record encoded from payload:
@@ -712,8 +743,8 @@ func (sa *sessionActor) touch(ctx context.Context, now int64) bool {
 	if !sa.exists {
 		return false
 	}
-	sa.expires = sa.kind.Expiry.Expiry(sa.created, now)
-	if sa.expires == 0 || sa.expires-sa.stored < int64(sa.kind.touch) {
+	sa.expires = sa.policy().Expiry(sa.created, now)
+	if sa.expires == 0 || sa.expires-sa.stored < int64(sa.touchEvery()) {
 		return false
 	}
 	return sa.flush(ctx) == nil
@@ -768,7 +799,7 @@ func (sa *sessionActor) adopt(data []byte, version uint64) {
 		sa.aliased, sa.renewed = true, rec.Created
 		copy(sa.alias[:], rec.Payload)
 	} else {
-		sa.exists, sa.val, sa.rec, sa.owner = true, Value{Data: rec.Payload}, data, rec.Owner
+		sa.exists, sa.val, sa.rec, sa.owner, sa.own = true, Value{Data: rec.Payload}, data, rec.Owner, rec.Own
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/steward-sessions/steward/actors"
 	"github.com/steward-sessions/steward/internal/record"
@@ -44,6 +45,7 @@ type Binding struct {
 	refreshed bool          // the session's expiry moved forward
 	read      bool          // an operation other than Clear ran: the response may depend on the session
 	sealed    bool          // Outcome was taken
+	expires   int64         // the session's own expiry (see Kind.SetLifetime), Unix ns; 0 for none known
 	// creating is closed when the session being created under newID (a
 	// first write of a request that had none) is created or not; nil when
 	// no creation is on its way. Other operations of the binding wait.
@@ -85,6 +87,12 @@ type Outcome struct {
 	// Refreshed says the session's expiry moved forward: a transport that
 	// carries an expiry (a cookie with Max-Age) should send ID again.
 	Refreshed bool
+	// Expires is, for a session given its own lifetime (Kind.SetLifetime:
+	// remember-me), when it expires as far as the request knows: a
+	// transport that can carries it to the client (the cookie's Max-Age)
+	// whenever it sends the ID, in place of its own configuration. Zero:
+	// the session follows its kind, and the transport its configuration.
+	Expires time.Time
 	// Read says the request looked at its session: some operation other
 	// than Clear ran (Get, Set, Update, GetOrSet, Renew, or Kind.ID), found
 	// a session or not. The response may then depend on what the request
@@ -185,6 +193,9 @@ func (b *Binding) Outcome() Outcome {
 	defer b.mu.Unlock()
 	b.sealed = true
 	o := Outcome{ID: b.id, Changed: b.changed, Cleared: b.cleared, Refreshed: b.refreshed, Read: b.read}
+	if b.expires != 0 && b.sealer == nil {
+		o.Expires = record.Unix(b.expires)
+	}
 	if b.creating != nil {
 		o.ID, o.Changed, o.Cleared = b.newID, true, false
 	}
@@ -282,6 +293,9 @@ func (b *Binding) observeLocked(id string, res actors.Result) {
 	}
 	if res.Refreshed {
 		b.refreshed = true
+	}
+	if res.Own {
+		b.expires = res.Expires
 	}
 }
 
@@ -452,6 +466,49 @@ func (b *Binding) end(ctx context.Context, code actors.OpCode) (actors.Result, e
 	b.id, b.digested, b.confirmed = "", false, false
 	b.changed, b.refreshed = false, false
 	return res, nil
+}
+
+// setPolicy gives the request's session its own expiry policy (nil: its
+// kind's) and has the transport send the ID again with it.
+func (b *Binding) setPolicy(ctx context.Context, p *record.Policy) error {
+	if b.reentrant() {
+		return ErrReentrant
+	}
+	b.mu.Lock()
+	if b.sealed {
+		b.mu.Unlock()
+		return ErrTooLate
+	}
+	if b.sealer != nil {
+		b.mu.Unlock()
+		return ErrServerSideOnly
+	}
+	b.read = true
+	id, d, err := b.currentIDLocked(ctx)
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return ErrNoSession
+	}
+	res := b.do(ctx, d, &actors.Op{Code: actors.OpSetPolicy, Own: p})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := errOf(res); err != nil {
+		return err
+	}
+	b.observeLocked(id, res)
+	if !res.Found {
+		return ErrNoSession
+	}
+	if b.id == id {
+		b.changed = true // the same ID, sent again with its new lifetime
+		if !res.Own {
+			b.expires = 0
+		}
+	}
+	return nil
 }
 
 // renew moves the request's session to a new ID.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/steward-sessions/steward/actors"
@@ -623,4 +624,21 @@ func (k *Kind[T]) currentOwner(ctx context.Context) (id, owner string, err error
 		return "", "", ErrNoSession
 	}
 	return id, owner, nil
+}
+
+// SetLifetime gives the current request's session its own idle timeout and
+// absolute lifetime in place of its kind's, remember-me style: positive
+// values set them, negative ones remove them, zero keeps the kind's
+// value; both zero returns the session to its kind's policy. The storage's
+// expiry moves at once, and the transport carries the session's expiry to
+// the client (a cookie gets a Max-Age to match, also when the kind's
+// cookie has none). The absolute lifetime still counts from the session's
+// creation. It returns ErrNoSession if the request has no session and
+// ErrServerSideOnly for a client-side kind.
+func (k *Kind[T]) SetLifetime(ctx context.Context, idle, lifetime time.Duration) error {
+	b, err := k.binding(ctx)
+	if err != nil {
+		return err
+	}
+	return b.setPolicy(ctx, k.raw.ownPolicy(idle, lifetime))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/steward-sessions/steward/actors"
 	"github.com/steward-sessions/steward/internal/record"
@@ -177,6 +178,45 @@ func (k *RawKind) Invalidate(ctx context.Context, id string) error {
 		return nil
 	}
 	return errOf(k.do(ctx, id, &actors.Op{Code: actors.OpInvalidate}))
+}
+
+// SetLifetime gives session id its own idle timeout and absolute lifetime
+// in place of its kind's (see Kind.SetLifetime for the values). A
+// transport learns the new expiry from the next request's operations.
+func (k *RawKind) SetLifetime(ctx context.Context, id string, idle, lifetime time.Duration) error {
+	if err := k.check(id); err != nil {
+		return err
+	}
+	res := k.do(ctx, id, &actors.Op{Code: actors.OpSetPolicy, Own: k.ownPolicy(idle, lifetime)})
+	if err := errOf(res); err != nil {
+		return err
+	}
+	if !res.Found {
+		return ErrNoSession
+	}
+	return nil
+}
+
+// ownPolicy is the policy of a session given idle and lifetime (see
+// Kind.SetLifetime); nil for its kind's.
+func (k *RawKind) ownPolicy(idle, lifetime time.Duration) *record.Policy {
+	if idle == 0 && lifetime == 0 {
+		return nil
+	}
+	p := k.kind.Expiry
+	switch {
+	case idle > 0:
+		p.Idle = idle
+	case idle < 0:
+		p.Idle = 0
+	}
+	switch {
+	case lifetime > 0:
+		p.Lifetime = lifetime
+	case lifetime < 0:
+		p.Lifetime = 0
+	}
+	return &p
 }
 
 // Take returns the value of session id and ends the session, atomically:

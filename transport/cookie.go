@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,6 +104,7 @@ type cookieTransport struct {
 	max                int    // the longest value accepted: an ID, or a sealed value
 	prefix             string // "name="
 	suffix             string // "; Path=...; ..." after the value
+	suffixNoAge        string // the same without Max-Age, for a session's own expiry
 	clear              string // the whole Set-Cookie line that expires the cookie
 }
 
@@ -157,14 +159,17 @@ func newCookieTransport(kindName string, cfg CookieConfig) (*cookieTransport, er
 		return fail("%v", err)
 	}
 	line := c.String() // "name=" and the attributes: the value is empty
+	noAge := c
+	noAge.MaxAge = 0
 	t := &cookieTransport{
-		name:   c.Name,
-		path:   c.Path,
-		domain: c.Domain,
-		maxAge: c.MaxAge,
-		prefix: c.Name + "=",
-		suffix: line[len(c.Name)+1:],
-		max:    storage.MaxIDLen,
+		name:        c.Name,
+		path:        c.Path,
+		domain:      c.Domain,
+		maxAge:      c.MaxAge,
+		prefix:      c.Name + "=",
+		suffix:      line[len(c.Name)+1:],
+		suffixNoAge: noAge.String()[len(c.Name)+1:],
+		max:         storage.MaxIDLen,
 	}
 	c.MaxAge = -1
 	c.Expires = time.Unix(0, 0)
@@ -230,6 +235,21 @@ func (t *cookieTransport) Send(w http.ResponseWriter, id string) {
 	if t.maxAge > 0 {
 		line += "; Expires=" + time.Now().Add(time.Duration(t.maxAge)*time.Second).UTC().Format(http.TimeFormat)
 	}
+	t.set(w.Header(), line)
+}
+
+// SendUntil implements ExpirySender: the cookie's Max-Age (and Expires)
+// say when the session itself expires, whatever the configured MaxAge.
+func (t *cookieTransport) SendUntil(w http.ResponseWriter, id string, expires time.Time) {
+	if !validWire(id, t.max) {
+		return
+	}
+	secs := int64(time.Until(expires)+time.Second-1) / int64(time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	line := t.prefix + id + t.suffixNoAge + "; Max-Age=" + strconv.FormatInt(secs, 10) +
+		"; Expires=" + time.Now().Add(time.Duration(secs)*time.Second).UTC().Format(http.TimeFormat)
 	t.set(w.Header(), line)
 }
 

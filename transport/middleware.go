@@ -112,7 +112,7 @@ func (w *responseWriter) apply() {
 			if o.Changed && o.Value != "" {
 				t.transport.Send(w.ResponseWriter, o.Value)
 			}
-		case o.ID != "" && (o.Changed || o.Refreshed && t.refresh):
+		case o.ID != "" && (o.Changed || o.Refreshed && (t.refresh || !o.Expires.IsZero())):
 			id := o.ID
 			if t.seal != nil {
 				v, err := t.seal.Seal([]byte(id))
@@ -121,6 +121,10 @@ func (w *responseWriter) apply() {
 					continue
 				}
 				id = v
+			}
+			if es, ok := t.transport.(ExpirySender); ok && !o.Expires.IsZero() {
+				es.SendUntil(w.ResponseWriter, id, o.Expires)
+				continue
 			}
 			t.transport.Send(w.ResponseWriter, id)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/steward-sessions/steward/engine"
 )
@@ -44,6 +45,15 @@ type Transport interface {
 // only when it changed.
 type Refresher interface {
 	SendsOnRefresh() bool
+}
+
+// ExpirySender is implemented by a Transport that can tell the client when
+// the session it sends expires, such as a cookie (Max-Age). The middleware
+// uses it for a session given its own lifetime (engine.Kind.SetLifetime:
+// remember-me), whose Outcome carries Expires, in place of Send; such an
+// ID is also sent again whenever its expiry is refreshed.
+type ExpirySender interface {
+	SendUntil(w http.ResponseWriter, id string, expires time.Time)
 }
 
 // Kind is a registered session kind, as given to Cookie, Header and Custom.

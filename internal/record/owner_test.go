@@ -37,3 +37,17 @@ func TestOwnedMalformed(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnPolicyRoundTrip(t *testing.T) {
+	own := &Policy{Idle: 3, Lifetime: 4}
+	for _, owner := range []string{"", "u"} {
+		b := Encode(Record{Created: 1, Expires: 2, Payload: []byte("pay"), Owner: owner, Own: own})
+		r, err := Decode(b)
+		if err != nil || r.Owner != owner || r.Own == nil || *r.Own != *own || string(r.Payload) != "pay" {
+			t.Fatalf("owner %q: %+v, %v", owner, r, err)
+		}
+	}
+	if r, _ := Decode(Encode(Record{Created: 1, Payload: []byte("x")})); r.Own != nil {
+		t.Fatal("a plain record has its own policy")
+	}
+}

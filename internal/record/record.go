@@ -17,13 +17,15 @@ import (
 //
 //	byte 0      format version (Version)
 //	byte 1      type: 0 a session value, 1 an alias (the ID it was renewed to),
-//	            2 a session value with an owner
+//	            2 a session value with metadata
 //	bytes 2-9   creation time, Unix nanoseconds, big endian; for an alias,
 //	            when the session was renewed
 //	bytes 10-17 expiry time, Unix nanoseconds, big endian (0: none)
 //	bytes 18-   the session value, or for an alias the Digest of the ID
-//	            the session was renewed to; for an owned value, first one
-//	            byte n (1-255) and the n bytes of the owner
+//	            the session was renewed to; for a value with metadata,
+//	            first a flags byte, then if flag 1: one byte n (1-255) and
+//	            the n bytes of the owner; if flag 2: the session's own idle
+//	            timeout and lifetime, nanoseconds, 8 bytes each (0: none)
 //
 // Version 2 (this one) stores sessions under the digest of their ID
 // (Digest.StorageID) and aliases that hold a digest and their renewal
@@ -35,7 +37,10 @@ const (
 
 	typeValue = 0
 	typeAlias = 1
-	typeOwned = 2
+	typeMeta  = 2
+
+	flagOwner  = 1
+	flagPolicy = 2
 
 	// MaxOwnerLen is the longest owner a record holds, in bytes.
 	MaxOwnerLen = 255
@@ -59,32 +64,49 @@ type Record struct {
 	// Owner is who the session belongs to (a user ID), "" for nobody; at
 	// most MaxOwnerLen bytes. Aliases have none.
 	Owner string
+	// Own, when not nil, is the session's own expiry policy, in place of
+	// its kind's (remember-me). Aliases have none.
+	Own *Policy
 }
 
 // Encode frames r into a fresh slice.
 // The payload always ends the slice. An Owner longer than MaxOwnerLen is
 // cut to it (callers check it first).
 func Encode(r Record) []byte {
-	owner := r.Owner
+	owner, own := r.Owner, r.Own
 	if r.Alias {
-		owner = ""
+		owner, own = "", nil
 	}
 	if len(owner) > MaxOwnerLen {
 		owner = owner[:MaxOwnerLen]
 	}
-	ext := 0
+	ext, flags := 0, byte(0)
 	if owner != "" {
-		ext = 1 + len(owner)
+		ext, flags = ext+1+len(owner), flags|flagOwner
+	}
+	if own != nil {
+		ext, flags = ext+16, flags|flagPolicy
+	}
+	if flags != 0 {
+		ext++
 	}
 	b := make([]byte, HeaderLen+ext+len(r.Payload))
 	b[0] = Version
 	switch {
 	case r.Alias:
 		b[1] = typeAlias
-	case owner != "":
-		b[1] = typeOwned
-		b[HeaderLen] = byte(len(owner))
-		copy(b[HeaderLen+1:], owner)
+	case flags != 0:
+		b[1] = typeMeta
+		m := b[HeaderLen:]
+		m[0], m = flags, m[1:]
+		if owner != "" {
+			m[0] = byte(len(owner))
+			m = m[1+copy(m[1:], owner):]
+		}
+		if own != nil {
+			binary.BigEndian.PutUint64(m, uint64(own.Idle))
+			binary.BigEndian.PutUint64(m[8:], uint64(own.Lifetime))
+		}
 	}
 	binary.BigEndian.PutUint64(b[2:], uint64(r.Created))
 	binary.BigEndian.PutUint64(b[10:], uint64(r.Expires))
@@ -94,7 +116,7 @@ func Encode(r Record) []byte {
 
 // Decode parses b. The payload aliases b.
 func Decode(b []byte) (Record, error) {
-	if len(b) < HeaderLen || b[0] != Version || b[1] > typeOwned {
+	if len(b) < HeaderLen || b[0] != Version || b[1] > typeMeta {
 		return Record{}, ErrMalformed
 	}
 	r := Record{
@@ -103,21 +125,49 @@ func Decode(b []byte) (Record, error) {
 		Expires: int64(binary.BigEndian.Uint64(b[10:])),
 		Payload: b[HeaderLen:],
 	}
-	if b[1] == typeOwned {
-		n := 0
-		if len(r.Payload) > 0 {
-			n = int(r.Payload[0])
-		}
-		if n == 0 || len(r.Payload) < 1+n {
+	if b[1] == typeMeta {
+		var ok bool
+		if r, ok = decodeMeta(r); !ok {
 			return Record{}, ErrMalformed
 		}
-		r.Owner, r.Payload = string(r.Payload[1:1+n]), r.Payload[1+n:]
 	}
 	if r.Created <= 0 || r.Expires < 0 || (r.Expires != 0 && r.Expires < r.Created) ||
 		(r.Alias && len(r.Payload) != sha256.Size) {
 		return Record{}, ErrMalformed
 	}
 	return r, nil
+}
+
+// decodeMeta reads the metadata at the start of r.Payload.
+func decodeMeta(r Record) (Record, bool) {
+	m := r.Payload
+	if len(m) == 0 || m[0] == 0 || m[0]&^(flagOwner|flagPolicy) != 0 {
+		return r, false
+	}
+	flags := m[0]
+	m = m[1:]
+	if flags&flagOwner != 0 {
+		if len(m) == 0 {
+			return r, false
+		}
+		n := int(m[0])
+		if n == 0 || len(m) < 1+n {
+			return r, false
+		}
+		r.Owner, m = string(m[1:1+n]), m[1+n:]
+	}
+	if flags&flagPolicy != 0 {
+		if len(m) < 16 {
+			return r, false
+		}
+		p := Policy{Idle: time.Duration(binary.BigEndian.Uint64(m)), Lifetime: time.Duration(binary.BigEndian.Uint64(m[8:]))}
+		if p.Idle < 0 || p.Lifetime < 0 {
+			return r, false
+		}
+		r.Own, m = &p, m[16:]
+	}
+	r.Payload = m
+	return r, true
 }
 
 // Policy is a kind's expiry rule: a sliding idle timeout and an absolute

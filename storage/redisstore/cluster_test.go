@@ -31,7 +31,9 @@ func startCluster(t *testing.T) []*redistest.Server {
 	nodes := make([]*redistest.Server, 3)
 	args := []string{"create"}
 	for i := range nodes {
-		nodes[i] = redistest.Start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+		// A long node timeout: on a loaded machine a node that answers late
+		// must not be voted failed (CLUSTERDOWN) in the middle of the test.
+		nodes[i] = redistest.Start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "30000")
 		args = append(args, nodes[i].Addr())
 	}
 	args = append([]string{"--cluster"}, append(args, "--cluster-replicas", "0", "--cluster-yes")...)
