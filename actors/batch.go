@@ -187,9 +187,13 @@ func (sa *sessionActor) updateBatch(b []batchOp) {
 			sa.answerBatch(func(*batchOp) Result { return Result{Status: st, Err: err} })
 			return
 		}
+		created0 := !sa.exists
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.touchEvery())
 		cur.Data = payloadOf(rec, cur.Data) // one copy of the bytes, shared with the record
 		sa.exists, sa.val, sa.rec, sa.created, sa.expires, sa.stored = true, cur, rec, created, exp, exp
+		if created0 {
+			sa.emit(EventCreated, now)
+		}
 		sa.answerBatch(func(bo *batchOp) Result {
 			bo.res.Refreshed = bo.res.Found && refreshed
 			return bo.res

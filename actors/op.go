@@ -114,6 +114,9 @@ type Op struct {
 	Owner string
 	// Own is OpSetPolicy's policy.
 	Own *record.Policy
+	// Evict marks an OpInvalidate made to keep an owner within its bound:
+	// its event says EventEvicted.
+	Evict bool
 	// NewID is, for OpRenew, the ID to move the session to; "" makes one
 	// with the kind's NewID.
 	NewID string
@@ -225,4 +228,35 @@ func abandon(op *Op) Result {
 			return canceled
 		}
 	}
+}
+
+// EventCode says what happened to a session.
+type EventCode uint8
+
+const (
+	// EventCreated: a session was created.
+	EventCreated EventCode = iota + 1
+	// EventRenewed: a session moved to a new ID (Event.NewD).
+	EventRenewed
+	// EventOwnerBound: a session was bound to Event.Owner.
+	EventOwnerBound
+	// EventInvalidated: a session was invalidated (or taken).
+	EventInvalidated
+	// EventExpired: a session passed its idle timeout (Event.Absolute
+	// false) or its lifetime (true) and was removed.
+	EventExpired
+	// EventEvicted: a session was invalidated to keep its owner within
+	// the kind's bound.
+	EventEvicted
+)
+
+// Event is a change in a session's life, reported by the actor that made
+// it, once.
+type Event struct {
+	Code     EventCode
+	D        record.Digest // the session
+	NewD     record.Digest // EventRenewed: where it went
+	Owner    string
+	Absolute bool  // EventExpired: the lifetime, not the idle timeout, ended it
+	At       int64 // Unix ns, the System's clock
 }

@@ -228,6 +228,9 @@ func (sa *sessionActor) publishInline() {
 // operations arrived after it was chosen.
 func (sa *sessionActor) passivate(c actor.Context, final bool) {
 	sa.safely(nil, func() {
+		// A session that expired while its actor idled goes now (and is
+		// reported), rather than be flushed.
+		sa.expire(context.Background(), sa.sys.now().UnixNano())
 		if sa.flush(context.Background()) != nil { // logged; the value itself was written through
 			return
 		}
@@ -341,9 +344,19 @@ func (sa *sessionActor) handle(op *Op) {
 		if !sa.commit(op) {
 			return
 		}
+		existed, owner := sa.exists, sa.owner
 		if err := sa.remove(op.ctx); err != nil {
 			sa.failWrite(op, err)
 			return
+		}
+		if existed {
+			sa.owner = owner // for the event
+			if op.Evict {
+				sa.emit(EventEvicted, now)
+			} else {
+				sa.emit(EventInvalidated, now)
+			}
+			sa.owner = ""
 		}
 		sa.finish(op, Result{})
 	case OpTake:
@@ -450,9 +463,13 @@ func (sa *sessionActor) update(op *Op, now int64) {
 			sa.failWrite(op, err)
 			return
 		}
+		created0 := !sa.exists
 		refreshed := !sa.exists || exp-sa.stored >= int64(sa.touchEvery())
 		next.Data = payloadOf(rec, next.Data) // one copy of the bytes, shared with the record
 		sa.exists, sa.val, sa.rec, sa.created, sa.expires, sa.stored = true, next, rec, created, exp, exp
+		if created0 {
+			sa.emit(EventCreated, now)
+		}
 		sa.finish(op, Result{Value: next, Found: true, Refreshed: refreshed})
 		return
 	}
@@ -503,6 +520,9 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 			err = sa.removeOwn(op.ctx)
 		}
 		if err == nil {
+			if f := sa.kind.Emit; f != nil {
+				f(Event{Code: EventRenewed, D: sa.d, NewD: newD, Owner: owner, At: now})
+			}
 			sa.finish(op, Result{ID: newID, Value: val, Found: true, Refreshed: true, Owner: owner})
 			return
 		}
@@ -542,7 +562,7 @@ func (sa *sessionActor) take(op *Op, now int64) {
 			sa.finish(op, Result{})
 			return
 		}
-		val := sa.val
+		val, owner := sa.val, sa.owner
 		if !sa.commit(op) {
 			return
 		}
@@ -565,6 +585,9 @@ func (sa *sessionActor) take(op *Op, now int64) {
 			sa.failWrite(op, err)
 			return
 		}
+		sa.owner = owner // forgotten by the removal; for the event
+		sa.emit(EventInvalidated, now)
+		sa.owner = ""
 		sa.finish(op, Result{Value: val, Found: true})
 		return
 	}
@@ -615,6 +638,9 @@ func (sa *sessionActor) setMeta(op *Op, now int64) {
 		}
 		sa.applyMeta(op)
 		sa.rec, sa.expires, sa.stored = rec, exp, exp
+		if op.Code == OpSetOwner && op.Owner != "" {
+			sa.emit(EventOwnerBound, now)
+		}
 		sa.val.Data = payloadOf(rec, sa.val.Data)
 		sa.finish(op, Result{Found: true, Owner: sa.owner, Created: sa.created, Expires: exp, Refreshed: true})
 		return
@@ -666,6 +692,13 @@ func (sa *sessionActor) forward(op *Op) {
 func (sa *sessionActor) forget() {
 	sa.exists, sa.val, sa.rec, sa.aliased, sa.expires, sa.stored = false, Value{}, nil, false, 0, 0
 	sa.owner, sa.own = "", nil
+}
+
+// emit reports an event of this session, if the kind listens.
+func (sa *sessionActor) emit(code EventCode, now int64) {
+	if f := sa.kind.Emit; f != nil {
+		f(Event{Code: code, D: sa.d, Owner: sa.owner, At: now})
+	}
 }
 
 // policy is the session's expiry policy: its own, or its kind's.
@@ -726,6 +759,8 @@ func (sa *sessionActor) expire(ctx context.Context, now int64) {
 	if (!sa.exists && !sa.aliased) || !record.Expired(sa.expires, now) {
 		return
 	}
+	live, owner, created, expires := sa.exists, sa.owner, sa.created, sa.expires
+	lifetime := sa.policy().Lifetime
 	err := sa.removeOwn(ctx)
 	switch {
 	case errors.Is(err, storage.ErrConflict):
@@ -733,6 +768,11 @@ func (sa *sessionActor) expire(ctx context.Context, now int64) {
 	case err != nil:
 		sa.sys.log.Warn("engine: removing an expired session", "kind", sa.kind.Name, "error", err)
 		sa.forget()
+	case live:
+		if f := sa.kind.Emit; f != nil {
+			f(Event{Code: EventExpired, D: sa.d, Owner: owner, At: now,
+				Absolute: lifetime > 0 && expires >= created+int64(lifetime)}) // the lifetime came first
+		}
 	}
 }
 

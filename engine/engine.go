@@ -157,6 +157,11 @@ func (e *Engine) Close(ctx context.Context) error {
 		return nil
 	}
 	e.closed = true
+	for _, k := range e.names {
+		if k.events != nil {
+			k.events.close() // the actors have stopped: no event comes after
+		}
+	}
 	var errs []error
 	closed := make(map[any]bool)
 	for _, k := range e.names {
@@ -224,6 +229,21 @@ type KindOptions struct {
 	// OwnerLimit is what BindOwner does past MaxPerOwner. Zero:
 	// EvictLeastRecent.
 	OwnerLimit OwnerLimit
+
+	// OnEvent, when set, is called for every change in the life of the
+	// kind's server-side sessions (see EventKind): created, renewed,
+	// owner-bound, invalidated, expired, evicted. Each event is reported
+	// once, by the actor that made the change, and delivered in order on a
+	// goroutine of the kind's own (a slow handler delays only later
+	// events; it may call the engine). Close delivers those still queued.
+	// Within one process every event is delivered exactly once; across
+	// crashes and instances it is at most once: an event queued when the
+	// process dies is lost, and each instance reports only the changes it
+	// made. A session that expires while no actor holds it (its actor
+	// passivated) is reported when an operation or a passivation finds it
+	// expired; one the storage drops first (Redis TTL, the directory's
+	// sweeper, the memory storage's expiry) is not reported.
+	OnEvent func(Event)
 }
 
 func durationOr(d, def time.Duration) time.Duration {
@@ -302,6 +322,10 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 	}
 	rk := &RawKind{eng: e, kind: k, codec: codec, client: opts.Storage == nil,
 		maxPerOwner: opts.MaxPerOwner, ownerLimit: opts.OwnerLimit}
+	if opts.OnEvent != nil && !rk.client {
+		rk.events = newEvents(opts.OnEvent)
+		k.Emit = rk.events.push
+	}
 	if !rk.client {
 		e.sys.AddKind(k)
 		// The owners' indexes live beside the sessions, with no expiry of

@@ -265,7 +265,7 @@ func (k *RawKind) bindOwner(ctx context.Context, d record.Digest, owner string) 
 	// always holds every live session of the owner.
 	var ended []record.Digest
 	for _, v := range victims {
-		if err := errOf(k.eng.sys.Do(ctx, k.kind, v, &actors.Op{Code: actors.OpInvalidate})); err != nil {
+		if err := errOf(k.eng.sys.Do(ctx, k.kind, v, &actors.Op{Code: actors.OpInvalidate, Evict: true})); err != nil {
 			return fmt.Errorf("evicting a session of the owner: %w", err)
 		}
 		ended = append(ended, v)

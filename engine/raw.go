@@ -39,6 +39,7 @@ type RawKind struct {
 	client bool // no storage: values travel to the client
 
 	owners      *actors.Kind // the owners' indexes, on the same storage
+	events      *events      // delivers OnEvent's events; nil without it
 	maxPerOwner int
 	ownerLimit  OwnerLimit
 }
