@@ -2,7 +2,7 @@
 // compare it with (alexedwards/scs, gorilla/sessions) and beside the same
 // HTTP server with no sessions at all, in one run on one machine.
 //
-//	go run ./bench -quick                       # ~30 s: 1 round × 2 s per system and scenario
+//	go run ./bench -quick                       # ~1.5 min: 1 round × 2 s per system and scenario
 //	go run ./bench                              # 3 rounds × 5 s, the median of the rounds
 //	go run ./bench -scale                       # adds the "scale" measurements (~1 min)
 //	go run ./bench -json b.json -md b.md -svg b.svg
@@ -18,6 +18,13 @@
 //	many-sessions  64 connections, each its own session
 //	hot-session    64 connections sharing one session; lost updates are the
 //	               successful increments minus the counter's final value
+//	multi-instance-hot, multi-instance-many
+//	               the same two on three servers of one system over one
+//	               Redis (steward-redis, scs-redis), each connection kept
+//	               to one server
+//	realistic      100,000 users with Zipf-distributed activity, 90% reads,
+//	               a stream of newcomers without cookies, Steward's
+//	               PassivateAfter 2s; lost updates counted per user
 //	scale          (with -scale) memory per stored session and per live
 //	               session actor, passivation of idle actors, and the
 //	               resident size under floods of never-issued session IDs
