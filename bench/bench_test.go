@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath, mdPath, svgPath := filepath.Join(dir, "b.json"), filepath.Join(dir, "b.md"), filepath.Join(dir, "b.svg")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-rounds", "1", "-connections", "8", "-requests", "40",
+	code := run([]string{"-rounds", "1", "-connections", "8", "-requests", "40", "-scenarios", "many-sessions,hot-session",
 		"-json", jsonPath, "-md", mdPath, "-svg", svgPath}, strings.NewReader(""), &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
@@ -116,6 +117,132 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "[1/") {
 		t.Errorf("no progress line on stderr:\n%s", stderr.String())
+	}
+}
+
+// runSmall runs the bench with args, a few hundred requests per system
+// (counted, not timed), and returns its report and its Markdown.
+func runSmall(t *testing.T, args ...string) (report, string) {
+	t.Helper()
+	jsonPath := filepath.Join(t.TempDir(), "b.json")
+	var stdout, stderr bytes.Buffer
+	args = append([]string{"-rounds", "1", "-connections", "8", "-json", jsonPath}, args...)
+	if code := run(args, strings.NewReader(""), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	var rep report
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("the JSON does not parse: %v", err)
+	}
+	checkMarkdownTables(t, stdout.String())
+	return rep, stdout.String()
+}
+
+// measured returns r's system and reports false, after failing the test
+// if r has no figures, when there is nothing to check (missing system).
+func measured(t *testing.T, r record) (system, bool) {
+	t.Helper()
+	sys, ok := findSystem(r.System)
+	switch {
+	case !ok:
+		t.Errorf("record for unknown system %q", r.System)
+		return sys, false
+	case sys.missing != "":
+		if r.Missing == "" || r.ReqPerS != nil {
+			t.Errorf("%s %s: a missing system must have a reason and no figures: %+v", r.Scenario, r.System, r)
+		}
+		return sys, false
+	case r.Error != "" || r.ReqPerS == nil || r.LostUpdates == nil || r.P99ms == nil:
+		t.Errorf("%s %s: no figures (error %q)", r.Scenario, r.System, r.Error)
+		return sys, false
+	}
+	return sys, true
+}
+
+// TestMultiInstance runs both multi-instance scenarios, three servers of
+// each Redis system: only those systems are measured, every request
+// succeeds, and Steward loses no update across its instances.
+func TestMultiInstance(t *testing.T) {
+	rep, md := runSmall(t, "-requests", "40", "-scenarios", "multi-instance-hot,multi-instance-many")
+	var want []string
+	for _, sys := range systems {
+		if sys.sharedStorage {
+			want = append(want, sys.name)
+		}
+	}
+	if len(rep.Records) != 2*len(want) {
+		t.Fatalf("%d records, want %d (%v in both scenarios)", len(rep.Records), 2*len(want), want)
+	}
+	if rep.Instances != 3 || !strings.Contains(md, "3 servers of each system") {
+		t.Errorf("the report does not say how many instances ran (%d)", rep.Instances)
+	}
+	for _, r := range rep.Records {
+		if !slices.Contains(want, r.System) {
+			t.Errorf("%s: %s measured, but it cannot share a storage", r.Scenario, r.System)
+		}
+		sys, ok := measured(t, r)
+		if !ok {
+			continue
+		}
+		if r.Errors != 0 {
+			t.Errorf("%s %s: %d failed requests", r.Scenario, r.System, r.Errors)
+		}
+		wantIncr := int64(8 * 40)
+		if r.Scenario == scenarioMultiHot {
+			wantIncr++ // the request that made the shared session
+		}
+		if r.Increments != wantIncr {
+			t.Errorf("%s %s: %d increments, want %d", r.Scenario, r.System, r.Increments, wantIncr)
+		}
+		if (sys.steward || r.Scenario == scenarioMultiMany) && *r.LostUpdates != 0 {
+			t.Errorf("%s %s: lost %d updates", r.Scenario, r.System, *r.LostUpdates)
+		}
+	}
+}
+
+// TestRealistic runs the realistic scenario on every system with 1,000
+// users: every request succeeds, Steward's server-side systems lose no
+// update, and their engines report the actors they spawned.
+func TestRealistic(t *testing.T) {
+	rep, md := runSmall(t, "-requests", "50", "-scenarios", "realistic",
+		"-realistic-users", "1000", "-realistic-new", "0.05", "-realistic-passivate", "50ms")
+	if len(rep.Records) != len(systems) {
+		t.Fatalf("%d records, want one per system (%d)", len(rep.Records), len(systems))
+	}
+	if rep.Realistic == nil || rep.Realistic.Users != 1000 || !strings.Contains(md, "1,000 users") {
+		t.Errorf("the report does not describe the population: %+v", rep.Realistic)
+	}
+	for _, r := range rep.Records {
+		sys, ok := measured(t, r)
+		if !ok {
+			continue
+		}
+		if r.Errors != 0 {
+			t.Errorf("%s: %d failed requests", r.System, r.Errors)
+		}
+		if r.Requests != 8*50 {
+			t.Errorf("%s: %d requests measured, want %d", r.System, r.Requests, 8*50)
+		}
+		// 10% of 400 requests are increments: far from none and from all.
+		if r.Increments < 10 || r.Increments > 100 {
+			t.Errorf("%s: %d increments acknowledged of 400 requests", r.System, r.Increments)
+		}
+		if r.Surplus != 0 {
+			t.Errorf("%s: %d increments applied beyond those acknowledged", r.System, r.Surplus)
+		}
+		if !sys.steward || sys.clientSide {
+			continue
+		}
+		if *r.LostUpdates != 0 {
+			t.Errorf("%s: lost %d updates", r.System, *r.LostUpdates)
+		}
+		if r.Actors == nil || r.Actors.Spawned == 0 {
+			t.Errorf("%s: the engine's counters were not reported: %+v", r.System, r.Actors)
+		}
 	}
 }
 

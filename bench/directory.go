@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/steward-sessions/steward/storage"
@@ -13,15 +12,15 @@ import (
 const directoryMissing = ""
 
 // buildStewardDirectory serves the counter from a Steward engine whose
-// values live in a directory storage in dir behind the 60 s cache, as
+// values live in a directory storage in so.dir behind the 60 s cache, as
 // Ktor's directorySessionStorage(dir, cached = true).
-func buildStewardDirectory(dir string) (http.Handler, func() error, error) {
-	d, err := storage.NewDirectory(dir, storage.DirectoryOptions{})
+func buildStewardDirectory(so serverOptions) (built, error) {
+	d, err := storage.NewDirectory(so.dir, storage.DirectoryOptions{})
 	if err != nil {
-		return nil, nil, err
+		return built{}, err
 	}
 	// The engine closes the Cache, which closes the Directory.
-	return stewardHandler(storage.NewCache(d, storage.CacheOptions{}))
+	return stewardBuilt(so, storage.NewCache(d, storage.CacheOptions{}))
 }
 
 // scaleDirectory stores up to n sessions of 100 bytes in a directory

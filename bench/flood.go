@@ -44,7 +44,7 @@ const peakEvery = 5 * time.Millisecond
 // connections keep-alive connections. It reports the resident size before
 // and after, its peak, and the engine's actors.
 func scaleJunk(n, connections int) (scaleInfo, error) {
-	h, eng, closeEng, err := stewardServer(newStewardMemory())
+	h, eng, closeEng, err := stewardServer(engine.Options{}, newStewardMemory())
 	if err != nil {
 		return scaleInfo{}, err
 	}
@@ -56,7 +56,8 @@ func scaleJunk(n, connections int) (scaleInfo, error) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	c := newClient("http://"+ln.Addr().String(), connections)
+	url := "http://" + ln.Addr().String()
+	c := newClient(connections)
 	defer c.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -70,7 +71,7 @@ func scaleJunk(n, connections int) (scaleInfo, error) {
 		}
 		cookie := stewardCookie + "=" + id
 		j := &jar{cookie: cookie}
-		v, err := c.do(ctx, http.MethodGet, "/count", j, &bufs[w])
+		v, err := c.do(ctx, url, http.MethodGet, "/count", j, &bufs[w])
 		if err != nil {
 			return err
 		}

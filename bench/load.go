@@ -13,27 +13,38 @@ import (
 	"time"
 )
 
-// loadConfig is one run of the load client against one server.
+// loadConfig is one run of the load client against the servers of one
+// system.
 type loadConfig struct {
-	base        string // http://127.0.0.1:PORT
-	scenario    string // scenarioMany or scenarioHot
+	// bases are the servers, http://127.0.0.1:PORT each: connection i
+	// sends all its requests to bases[i%len(bases)], as a load balancer
+	// that keeps each connection to one instance.
+	bases       []string
+	shape       loadShape
 	connections int
 	warmup      time.Duration
 	duration    time.Duration
 	// requests, when positive, replaces warm-up and duration: each
-	// connection sends exactly this many increments, all measured.
-	requests int
+	// connection sends exactly this many requests, all measured.
+	requests  int
+	realistic realisticConfig // the population shape only
 }
+
+// base is the server connection i uses.
+func (cfg loadConfig) base(i int) string { return cfg.bases[i%len(cfg.bases)] }
 
 // loadResult is what one run measured.
 type loadResult struct {
-	measured  int64         // increments answered inside the measured window
+	measured  int64         // requests answered inside the measured window
 	elapsed   time.Duration // the measured window
-	latencies []int64       // ns, one per measured increment
+	latencies []int64       // ns, one per measured request
 	// increments counts every successful increment, warm-up included;
 	// final is the sum of the counters read at the end; lost is their
 	// difference (negative would mean increments we did not see succeed).
+	// The realistic scenario counts per user instead: lost sums the
+	// users' shortfalls, surplus their excesses (see realistic.go).
 	increments, final, lost int64
+	surplus                 int64
 	errors                  int64 // failed requests (transport errors, non-200 answers)
 	total                   int64 // requests sent, warm-up included
 	firstErr                error
@@ -49,9 +60,11 @@ const (
 
 // jar holds the one session cookie of a client: a "name=value" pair sent
 // back as the Cookie header. Connections of the hot-session scenario share
-// one jar, as the connections of a browser share its cookies.
+// one jar, as the connections of a browser share its cookies. A jar is one
+// string and a mutex, so that the realistic scenario's 100,000 users are
+// cheap to hold.
 type jar struct {
-	mu     sync.Mutex
+	mu     sync.Mutex // protects cookie
 	cookie string
 }
 
@@ -81,13 +94,13 @@ func (j *jar) update(resp *http.Response) {
 	j.cookie = pair
 }
 
-// client is one keep-alive HTTP client for one run.
+// client is one keep-alive HTTP client for one run, to one server or
+// several.
 type client struct {
-	tr   *http.Transport
-	base string
+	tr *http.Transport
 }
 
-func newClient(base string, connections int) *client {
+func newClient(connections int) *client {
 	return &client{
 		tr: &http.Transport{
 			MaxIdleConns:        connections,
@@ -96,7 +109,6 @@ func newClient(base string, connections int) *client {
 			IdleConnTimeout:     time.Minute,
 			DisableCompression:  true,
 		},
-		base: base,
 	}
 }
 
@@ -104,10 +116,11 @@ func (c *client) close() { c.tr.CloseIdleConnections() }
 
 var errStatus = errors.New("non-200 answer")
 
-// do sends one request with j's cookie, updates j from the answer and
-// returns the number the server replied with. buf is reused for the body.
-func (c *client) do(ctx context.Context, method, path string, j *jar, buf *bytes.Buffer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+// do sends one request to the server at base with j's cookie, updates j
+// from the answer and returns the number the server replied with. buf is
+// reused for the body.
+func (c *client) do(ctx context.Context, base, method, path string, j *jar, buf *bytes.Buffer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -135,29 +148,33 @@ func (c *client) do(ctx context.Context, method, path string, j *jar, buf *bytes
 	return n, nil
 }
 
-// connStats is what one connection's goroutine counted.
+// connStats is what one connection's goroutine counted: increments are
+// the successful ones.
 type connStats struct {
 	measured, increments, errors, total int64
 	latencies                           []int64
 	firstErr                            error
 }
 
-// runLoad runs one scenario against one server, closed loop: each
-// connection's goroutine sends its next increment when the previous one
-// is answered.
+// runLoad runs one scenario against the servers of one system, closed
+// loop: each connection's goroutine sends its next request when the
+// previous one is answered.
 func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
-	c := newClient(cfg.base, cfg.connections)
+	c := newClient(cfg.connections)
 	defer c.close()
+	if cfg.shape == manyUsers {
+		return runRealistic(ctx, c, cfg)
+	}
 	var buf bytes.Buffer
 
-	// many-sessions: one jar per connection, each starting without a
-	// session. hot-session: one shared jar, whose session is made first.
+	// perConnection: one jar per connection, each starting without a
+	// session. sharedSession: one shared jar, whose session is made first.
 	jars := make([]*jar, cfg.connections)
 	var shared *jar
 	var res loadResult
-	if cfg.scenario == scenarioHot {
+	if cfg.shape == sharedSession {
 		shared = &jar{}
-		if _, err := c.do(ctx, http.MethodPost, "/increment", shared, &buf); err != nil {
+		if _, err := c.do(ctx, cfg.base(0), http.MethodPost, "/increment", shared, &buf); err != nil {
 			return res, fmt.Errorf("making the shared session: %w", err)
 		}
 		// A server that sets no cookie (no-session) is driven all the same:
@@ -171,6 +188,63 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 		}
 	}
 
+	stats := drive(ctx, cfg, func(i int) request {
+		j, base := jars[i], cfg.base(i)
+		return func(ctx context.Context, buf *bytes.Buffer) (bool, error) {
+			_, err := c.do(ctx, base, http.MethodPost, "/increment", j, buf)
+			return true, err
+		}
+	}, &res)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	for i := range stats {
+		res.increments += stats[i].increments
+	}
+
+	// Read the counters back: lost = successful increments - final values.
+	if shared != nil {
+		v, err := c.do(ctx, cfg.base(0), http.MethodGet, "/count", shared, &buf)
+		if err != nil {
+			return res, fmt.Errorf("reading the shared session: %w", err)
+		}
+		res.final = v
+	} else {
+		cookies := 0
+		for i, j := range jars {
+			if j.get() == "" {
+				continue // never got a session: its counter is 0
+			}
+			cookies++
+			v, err := c.do(ctx, cfg.base(i), http.MethodGet, "/count", j, &buf)
+			if err != nil {
+				return res, fmt.Errorf("reading the session of connection %d: %w", i, err)
+			}
+			res.final += v
+		}
+		if cookies == 0 {
+			// No session at all (no-session): the one global counter.
+			v, err := c.do(ctx, cfg.base(0), http.MethodGet, "/count", &jar{}, &buf)
+			if err != nil {
+				return res, fmt.Errorf("reading the counter: %w", err)
+			}
+			res.final = v
+		}
+	}
+	res.lost = res.increments - res.final
+	return res, nil
+}
+
+// A request sends one request of a connection and reports whether it was
+// an increment; a connection's requests run one after another.
+type request func(ctx context.Context, buf *bytes.Buffer) (increment bool, err error)
+
+// drive runs the closed loop: one goroutine per connection sending the
+// requests next(i) makes for connection i, timed (warm-up, then the
+// measured window) or counted (cfg.requests each). It adds what was
+// measured, the errors and the requests sent to res and returns each
+// connection's counts.
+func drive(ctx context.Context, cfg loadConfig, next func(i int) request, res *loadResult) []connStats {
 	var phase atomic.Int32
 	if cfg.requests > 0 {
 		phase.Store(phaseMeasure)
@@ -179,7 +253,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 	var wg sync.WaitGroup
 	for i := range stats {
 		wg.Add(1)
-		go func(st *connStats, j *jar) {
+		go func(st *connStats, send request) {
 			defer wg.Done()
 			var buf bytes.Buffer
 			st.latencies = make([]int64, 0, 1024)
@@ -189,7 +263,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 					return
 				}
 				start := time.Now()
-				_, err := c.do(ctx, http.MethodPost, "/increment", j, &buf)
+				incr, err := send(ctx, &buf)
 				lat := time.Since(start)
 				st.total++
 				if err != nil {
@@ -202,13 +276,15 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 					}
 					continue
 				}
-				st.increments++
+				if incr {
+					st.increments++
+				}
 				if p == phaseMeasure && phase.Load() == phaseMeasure {
 					st.measured++
 					st.latencies = append(st.latencies, int64(lat))
 				}
 			}
-		}(&stats[i], jars[i])
+		}(&stats[i], next(i))
 	}
 
 	start := time.Now()
@@ -224,9 +300,6 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 	if cfg.requests > 0 {
 		res.elapsed = time.Since(start)
 	}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
 
 	n := 0
 	for i := range stats {
@@ -236,7 +309,6 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 	for i := range stats {
 		st := &stats[i]
 		res.measured += st.measured
-		res.increments += st.increments
 		res.errors += st.errors
 		res.total += st.total
 		res.latencies = append(res.latencies, st.latencies...)
@@ -244,38 +316,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 			res.firstErr = st.firstErr
 		}
 	}
-
-	// Read the counters back: lost = successful increments - final values.
-	if shared != nil {
-		v, err := c.do(ctx, http.MethodGet, "/count", shared, &buf)
-		if err != nil {
-			return res, fmt.Errorf("reading the shared session: %w", err)
-		}
-		res.final = v
-	} else {
-		cookies := 0
-		for i, j := range jars {
-			if j.get() == "" {
-				continue // never got a session: its counter is 0
-			}
-			cookies++
-			v, err := c.do(ctx, http.MethodGet, "/count", j, &buf)
-			if err != nil {
-				return res, fmt.Errorf("reading the session of connection %d: %w", i, err)
-			}
-			res.final += v
-		}
-		if cookies == 0 {
-			// No session at all (no-session): the one global counter.
-			v, err := c.do(ctx, http.MethodGet, "/count", &jar{}, &buf)
-			if err != nil {
-				return res, fmt.Errorf("reading the counter: %w", err)
-			}
-			res.final = v
-		}
-	}
-	res.lost = res.increments - res.final
-	return res, nil
+	return stats
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -2,7 +2,7 @@
 // compare it with (alexedwards/scs, gorilla/sessions) and beside the same
 // HTTP server with no sessions at all, in one run on one machine.
 //
-//	go run ./bench -quick                       # ~30 s: 1 round × 2 s per system and scenario
+//	go run ./bench -quick                       # ~1.5 min: 1 round × 2 s per system and scenario
 //	go run ./bench                              # 3 rounds × 5 s, the median of the rounds
 //	go run ./bench -scale                       # adds the "scale" measurements (~1 min)
 //	go run ./bench -json b.json -md b.md -svg b.svg
@@ -18,6 +18,13 @@
 //	many-sessions  64 connections, each its own session
 //	hot-session    64 connections sharing one session; lost updates are the
 //	               successful increments minus the counter's final value
+//	multi-instance-hot, multi-instance-many
+//	               the same two on three servers of one system over one
+//	               Redis (steward-redis, scs-redis), each connection kept
+//	               to one server
+//	realistic      100,000 users with Zipf-distributed activity, 90% reads,
+//	               a stream of newcomers without cookies, Steward's
+//	               PassivateAfter 2s; lost updates counted per user
 //	scale          (with -scale) memory per stored session and per live
 //	               session actor, passivation of idle actors, and the
 //	               resident size under floods of never-issued session IDs
@@ -35,6 +42,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -62,6 +70,14 @@ type options struct {
 	scaleJunk      int // requests with never-issued IDs (junk-flood)
 	scaleFresh     int // sessions created (fresh-flood)
 
+	// multiInstances is the servers per system of the multi-instance
+	// scenarios.
+	multiInstances int
+	realistic      realisticConfig
+	// redisURL is the Redis of the Redis systems' servers: $STEWARD_BENCH_REDIS,
+	// or the redis-server the run started.
+	redisURL string
+
 	// requests, when positive, replaces the timed warm-up and measurement:
 	// each connection sends exactly this many increments (tests use it so
 	// that they do not depend on timing).
@@ -80,7 +96,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.duration, "duration", 0, "measured time per run (default 5s, 2s with -quick)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "unmeasured warm-up per run (default 1s, 500ms with -quick)")
 	fs.IntVar(&o.connections, "connections", 64, "keep-alive connections of the load client")
-	fs.StringVar(&scenarios, "scenarios", "many-sessions,hot-session", "comma-separated scenarios: many-sessions, hot-session, scale")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", "))
 	fs.StringVar(&systems, "systems", "", "comma-separated systems to run (default all): "+strings.Join(systemNames(), ", "))
 	fs.BoolVar(&scale, "scale", false, `add the "scale" scenario: 1,000,000 stored sessions, 100,000 live actors, two floods (~1 min)`)
 	fs.StringVar(&o.jsonPath, "json", "", "write the results as JSON to this file")
@@ -92,14 +108,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.scalePassivate, "scale-passivate", scalePassivateAfter, "PassivateAfter of the scale scenario's live actors, whose passivation it waits for")
 	fs.IntVar(&o.scaleJunk, "scale-junk", 200_000, "requests with never-issued session IDs in the scale scenario's junk-flood")
 	fs.IntVar(&o.scaleFresh, "scale-fresh", 500_000, "sessions created in the scale scenario's fresh-flood")
+	fs.IntVar(&o.multiInstances, "instances", 3, "servers per system in the multi-instance scenarios, all on one Redis")
+	fs.IntVar(&o.realistic.users, "realistic-users", 100_000, "users of the realistic scenario")
+	fs.Float64Var(&o.realistic.zipfS, "realistic-zipf", 1.1, "Zipf exponent s (> 1) of the realistic users' activity by rank")
+	fs.Float64Var(&o.realistic.writes, "realistic-writes", 0.1, "share of the realistic scenario's requests that are increments (the others read)")
+	fs.Float64Var(&o.realistic.newcomers, "realistic-new", 0.01, "share of the realistic scenario's requests whose user is replaced by a newcomer without a cookie")
+	fs.DurationVar(&o.realistic.passivateAfter, "realistic-passivate", 2*time.Second, "PassivateAfter of Steward's servers in the realistic scenario")
 
 	// Hidden modes: the bench re-executes itself as a server or as one
 	// scale measurement, so that `go run ./bench` builds nothing extra.
-	var serveSystem, serveAddr, serveDir, cpuprofile, scaleChild, scaleDir string
+	var serveSystem, serveAddr, cpuprofile, scaleChild, scaleDir string
+	var so serverOptions
 	var serveTimeout time.Duration
 	fs.StringVar(&serveSystem, "serve", "", "")
 	fs.StringVar(&serveAddr, "addr", "127.0.0.1:0", "")
-	fs.StringVar(&serveDir, "dir", "", "")
+	fs.StringVar(&so.dir, "dir", "", "")
+	fs.DurationVar(&so.passivateAfter, "passivate", 0, "")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "")
 	fs.DurationVar(&serveTimeout, "serve-timeout", 10*time.Minute, "")
 	fs.StringVar(&scaleChild, "scale-child", "", "")
@@ -127,7 +151,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	switch {
 	case serveSystem != "":
-		if err := serve(serveSystem, serveAddr, serveDir, cpuprofile, serveTimeout, stdin, stdout); err != nil {
+		if err := serve(serveSystem, serveAddr, cpuprofile, so, serveTimeout, stdin, stdout); err != nil {
 			fmt.Fprintf(stderr, "bench: serve %s: %v\n", serveSystem, err)
 			return 1
 		}
@@ -140,18 +164,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	// The servers write their errors to stderr too, several at once in
+	// the multi-instance scenarios.
+	stderr = &syncWriter{w: stderr}
 	if err := o.finish(scenarios, systems, scale); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
 	}
-	if needsRedis(o.systems) && os.Getenv(redisEnv) == "" {
+	o.redisURL = os.Getenv(redisEnv)
+	if needsRedis(o.systems) && o.redisURL == "" {
 		url, stop, err := startRedis()
 		if err != nil {
 			fmt.Fprintln(stderr, "bench: starting redis-server:", err)
 			return 1
 		}
 		defer stop()
-		os.Setenv(redisEnv, url) // the servers inherit it
+		o.redisURL = url // the servers are told in their environment
 	}
 	rep := runAll(o, stderr)
 	rep.Command = "go run ./bench " + strings.Join(args, " ")
@@ -195,6 +223,12 @@ func (o *options) finish(scenarios, systems string, scale bool) error {
 		o.scaleN <= 0 || o.scaleActors <= 0 || o.scaleJunk <= 0 || o.scaleFresh <= 0 || o.scalePassivate <= 0 {
 		return fmt.Errorf("negative -rounds, -duration or -warmup, or non-positive -connections or -scale-*")
 	}
+	if o.multiInstances <= 0 {
+		return fmt.Errorf("-instances %d: want at least one", o.multiInstances)
+	}
+	if err := o.realistic.check(); err != nil {
+		return err
+	}
 	for _, s := range splitList(scenarios) {
 		if !slices.Contains(allScenarios, s) {
 			return fmt.Errorf("unknown scenario %q (want %s)", s, strings.Join(allScenarios, ", "))
@@ -219,14 +253,17 @@ func (o *options) finish(scenarios, systems string, scale bool) error {
 	return nil
 }
 
-// Scenario names.
-const (
-	scenarioMany  = "many-sessions"
-	scenarioHot   = "hot-session"
-	scenarioScale = "scale"
-)
+// syncWriter serializes the writes to w.
+type syncWriter struct {
+	mu sync.Mutex // protects w
+	w  io.Writer
+}
 
-var allScenarios = []string{scenarioMany, scenarioHot, scenarioScale}
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
 
 func splitList(s string) []string {
 	var out []string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -73,24 +72,24 @@ func startRedis() (string, func(), error) {
 }
 
 // steward-redis: Steward's Redis storage (compare-and-set writes).
-func buildStewardRedis(string) (http.Handler, func() error, error) {
+func buildStewardRedis(so serverOptions) (built, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	store, err := redisstore.New(ctx, os.Getenv(redisEnv), redisstore.Options{Prefix: "bench:steward:"})
 	if err != nil {
-		return nil, nil, err
+		return built{}, err
 	}
-	return stewardHandler(store)
+	return stewardBuilt(so, store)
 }
 
 // scs-redis: scs's go-redis store, through its LoadAndSave middleware.
-func buildSCSRedis(string) (http.Handler, func() error, error) {
+func buildSCSRedis(serverOptions) (built, error) {
 	opts, err := redis.ParseURL(os.Getenv(redisEnv))
 	if err != nil {
-		return nil, nil, err
+		return built{}, err
 	}
 	client := redis.NewClient(opts)
 	sm := scs.New()
 	sm.Store = goredisstore.New(client)
-	return scsCounter(sm), client.Close, nil
+	return built{handler: scsCounter(sm), close: client.Close}, nil
 }

@@ -9,23 +9,39 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/steward-sessions/steward/engine"
 )
 
 // report is everything a run produced; it is also the JSON file's shape.
 type report struct {
-	Command     string   `json:"command"`
-	Started     string   `json:"started"`
-	Machine     string   `json:"machine"`
-	Rounds      int      `json:"rounds"`
-	DurationS   float64  `json:"duration_s"`
-	WarmupS     float64  `json:"warmup_s"`
-	Connections int      `json:"connections"`
-	Requests    int      `json:"requests_per_connection,omitempty"`
-	ElapsedS    float64  `json:"elapsed_s"`
-	LoadStart   string   `json:"loadavg_start"` // /proc/loadavg 1, 5, 15 min
-	LoadEnd     string   `json:"loadavg_end"`
-	Records     []record `json:"records"`
-	Targets     []target `json:"targets"`
+	Command     string  `json:"command"`
+	Started     string  `json:"started"`
+	Machine     string  `json:"machine"`
+	Rounds      int     `json:"rounds"`
+	DurationS   float64 `json:"duration_s"`
+	WarmupS     float64 `json:"warmup_s"`
+	Connections int     `json:"connections"`
+	Requests    int     `json:"requests_per_connection,omitempty"`
+	// Instances is the servers per system of the multi-instance
+	// scenarios (when one ran); Realistic is the realistic scenario's
+	// shape (when it ran).
+	Instances int             `json:"instances,omitempty"`
+	Realistic *realisticShape `json:"realistic,omitempty"`
+	ElapsedS  float64         `json:"elapsed_s"`
+	LoadStart string          `json:"loadavg_start"` // /proc/loadavg 1, 5, 15 min
+	LoadEnd   string          `json:"loadavg_end"`
+	Records   []record        `json:"records"`
+	Targets   []target        `json:"targets"`
+}
+
+// realisticShape is the realistic scenario's configuration, as reported.
+type realisticShape struct {
+	Users           int     `json:"users"`
+	ZipfS           float64 `json:"zipf_s"`
+	Writes          float64 `json:"writes"`    // share of requests that are increments
+	Newcomers       float64 `json:"newcomers"` // share of requests whose user is replaced by a newcomer
+	PassivateAfterS float64 `json:"passivate_after_s"`
 }
 
 // record is one (scenario, system). Numbers are null when the system is
@@ -36,10 +52,13 @@ type record struct {
 	// ReqPerS is the median over the rounds of the increments answered per
 	// second; in the scale scenario, sessions stored (or actors created)
 	// per second.
-	ReqPerS          *float64 `json:"req_per_s"`
-	P50ms            *float64 `json:"p50_ms"`
-	P99ms            *float64 `json:"p99_ms"`
-	LostUpdates      *int64   `json:"lost_updates"` // summed over the rounds
+	ReqPerS     *float64 `json:"req_per_s"`
+	P50ms       *float64 `json:"p50_ms"`
+	P99ms       *float64 `json:"p99_ms"`
+	LostUpdates *int64   `json:"lost_updates"` // summed over the rounds
+	// Surplus (realistic only) sums, over the rounds and the users, the
+	// increments read back beyond those acknowledged.
+	Surplus          int64    `json:"surplus,omitempty"`
 	RatioToNoSession *float64 `json:"ratio_to_no_session"`
 	Missing          string   `json:"missing"`
 	Error            string   `json:"error,omitempty"`
@@ -51,6 +70,10 @@ type record struct {
 	Errors            int64     `json:"errors"`
 	ServerCPUUsPerReq *float64  `json:"server_cpu_us_per_req,omitempty"` // median; warm-up included
 	ClientCPUUsPerReq *float64  `json:"client_cpu_us_per_req,omitempty"` // median; the load client's share
+	// Actors are the engine's counters at the end of a run, summed over
+	// the instances, the median of the rounds for each (Steward's
+	// server-side systems only).
+	Actors *engine.Stats `json:"actors,omitempty"`
 
 	Scale *scaleInfo `json:"scale,omitempty"`
 }
@@ -59,6 +82,7 @@ type record struct {
 // of the counts.
 func (r *record) fill(runs []runStat) {
 	var rates, p50s, p99s, cpus, clientCPUs []float64
+	var live, spawned, passivated, evicted []float64
 	var lost int64
 	for _, s := range runs {
 		if s.err != nil {
@@ -73,6 +97,13 @@ func (r *record) fill(runs []runStat) {
 		cpus = append(cpus, s.cpuPerReq)
 		clientCPUs = append(clientCPUs, s.clientCPUPerReq)
 		lost += s.lost
+		r.Surplus += s.surplus
+		if a := s.actors; a != nil {
+			live = append(live, float64(a.LiveActors))
+			spawned = append(spawned, float64(a.Spawned))
+			passivated = append(passivated, float64(a.Passivated))
+			evicted = append(evicted, float64(a.Evicted))
+		}
 		r.Requests += s.measured
 		r.Increments += s.increments
 		r.Errors += s.errors
@@ -88,6 +119,20 @@ func (r *record) fill(runs []runStat) {
 	r.ServerCPUUsPerReq = ptr(median(cpus))
 	r.ClientCPUUsPerReq = ptr(median(clientCPUs))
 	r.LostUpdates = &lost
+	if len(spawned) > 0 {
+		r.Actors = &engine.Stats{
+			LiveActors: int64(median(live)),
+			Spawned:    int64(median(spawned)),
+			Passivated: int64(median(passivated)),
+			Evicted:    int64(median(evicted)),
+		}
+	}
+}
+
+// actorLine describes an engine's counters at the end of a run.
+func actorLine(a engine.Stats) string {
+	return fmt.Sprintf("%s spawned, %s passivated (%s of them evicted), %s live at the end",
+		thousands(float64(a.Spawned)), thousands(float64(a.Passivated)), thousands(float64(a.Evicted)), thousands(float64(a.LiveActors)))
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -167,7 +212,8 @@ func (rep *report) markdown(w io.Writer) {
 			fmt.Fprintf(w, "%d keep-alive connections, closed loop; %d round(s) × %g s (after %g s of warm-up) per system and scenario, systems alternated; median of the rounds. ",
 				rep.Connections, rep.Rounds, rep.DurationS, rep.WarmupS)
 		}
-		fmt.Fprintf(w, "Lost updates: successful increments minus the final counters, summed over the rounds. CPU µs/req: user+system time per request (warm-up included) of the server process and of the load client, which share the machine: a ratio of req/s understates the difference in server cost when the client takes much of the CPU.\n\n")
+		rep.scenarioNotes(w)
+		fmt.Fprintf(w, "Lost updates: successful increments minus the final counters (in %s, per user), summed over the rounds. CPU µs/req: user+system time per request (warm-up included) of the server process (the sum over the instances) and of the load client, which share the machine: a ratio of req/s understates the difference in server cost when the client takes much of the CPU.\n\n", scenarioRealistic)
 		fmt.Fprintln(w, "| scenario | system | req/s | × no-session | p50 ms | p99 ms | lost updates | errors | server CPU µs/req | client CPU µs/req | note |")
 		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 		for _, r := range web {
@@ -177,6 +223,12 @@ func (rep *report) markdown(w io.Writer) {
 				note = "missing: " + r.Missing
 			case r.Error != "":
 				note = "failed: " + oneLine(r.Error)
+			}
+			if r.Surplus != 0 {
+				note = join(note, fmt.Sprintf("%s increments more than acknowledged", thousands(float64(r.Surplus))))
+			}
+			if r.Actors != nil && r.Scenario == scenarioRealistic {
+				note = join(note, "actors per run: "+actorLine(*r.Actors))
 			}
 			lost := "–"
 			if r.LostUpdates != nil {
@@ -234,7 +286,7 @@ func (rep *report) markdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if len(rep.Targets) > 0 {
-		fmt.Fprintln(w, "Targets (issue 5 and the memory-bounds issue; goals for the product, not test assertions):")
+		fmt.Fprintln(w, "Targets (issues 5 and 13 and the memory-bounds issue; goals for the product, not test assertions):")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| target | measured | status |")
 		fmt.Fprintln(w, "|---|---|---|")
@@ -243,6 +295,27 @@ func (rep *report) markdown(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// scenarioNotes says how the multi-instance and realistic scenarios that
+// ran were shaped.
+func (rep *report) scenarioNotes(w io.Writer) {
+	if rep.Instances > 0 {
+		fmt.Fprintf(w, "%s, %s: %d servers of each system on one Redis, each connection kept to one of them (round-robin by connection). ",
+			scenarioMultiHot, scenarioMultiMany, rep.Instances)
+	}
+	if rc := rep.Realistic; rc != nil {
+		fmt.Fprintf(w, "%s: %s users, Zipf activity (s = %g), %g%% increments and the rest reads (req/s counts both), %g%% of requests from a newcomer without a cookie, Steward's PassivateAfter %gs. ",
+			scenarioRealistic, thousands(float64(rc.Users)), rc.ZipfS, 100*rc.Writes, 100*rc.Newcomers, rc.PassivateAfterS)
+	}
+}
+
+// join joins two notes.
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 func fmtOr(v *float64, f func(float64) string, none string) string {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/steward-sessions/steward/engine"
 )
 
 // runStat is one measured run of one system in one scenario.
@@ -16,10 +18,14 @@ type runStat struct {
 	reqPerS, p50ms, p99ms float64
 	measured              int64
 	increments, lost      int64
+	surplus               int64 // realistic: increments applied beyond those acknowledged
 	errors                int64
-	cpuPerReq             float64 // server CPU µs per request, warm-up included
-	clientCPUPerReq       float64 // the load client's CPU µs per request
-	err                   error   // the run failed: nothing above counts
+	// actors are the engine's counters at the end of the run, summed over
+	// the instances (Steward's server-side systems; nil for the others).
+	actors          *engine.Stats
+	cpuPerReq       float64 // server CPU µs per request, warm-up included
+	clientCPUPerReq float64 // the load client's CPU µs per request
+	err             error   // the run failed: nothing above counts
 }
 
 // runAll runs every selected HTTP scenario on every selected system,
@@ -36,6 +42,16 @@ func runAll(o options, stderr io.Writer) *report {
 		Requests:    o.requests,
 		LoadStart:   loadAvg(),
 	}
+	for _, sc := range o.scenarios {
+		switch {
+		case multiInstance(sc):
+			rep.Instances = o.multiInstances
+		case sc == scenarioRealistic:
+			rc := o.realistic
+			rep.Realistic = &realisticShape{Users: rc.users, ZipfS: rc.zipfS, Writes: rc.writes,
+				Newcomers: rc.newcomers, PassivateAfterS: rc.passivateAfter.Seconds()}
+		}
+	}
 	var scenarios []string
 	for _, s := range o.scenarios {
 		if s != scenarioScale {
@@ -51,20 +67,30 @@ func runAll(o options, stderr io.Writer) *report {
 
 	type key struct{ scenario, system string }
 	runs := make(map[key][]runStat)
-	total := o.rounds * len(scenarios) * len(present)
+	total := 0
+	for _, sc := range scenarios {
+		for _, sys := range present {
+			if applies(sc, sys) {
+				total += o.rounds
+			}
+		}
+	}
 	n := 0
 	began := time.Now()
 	for round := 1; round <= o.rounds; round++ {
 		for _, sc := range scenarios {
 			for _, sys := range present {
+				if !applies(sc, sys) {
+					continue
+				}
 				n++
 				profile := ""
 				if o.profileDir != "" {
-					profile = filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-round%d.cpu.pprof", sc, sys.name, round))
+					profile = filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-round%d", sc, sys.name, round))
 				}
 				st := runOne(o, sc, sys.name, profile, stderr)
 				runs[key{sc, sys.name}] = append(runs[key{sc, sys.name}], st)
-				fmt.Fprintf(stderr, "[%d/%d %5.1fs] round %d/%d %-13s %-18s %s\n",
+				fmt.Fprintf(stderr, "[%d/%d %5.1fs] round %d/%d %-19s %-18s %s\n",
 					n, total, time.Since(began).Seconds(), round, o.rounds, sc, sys.name, st)
 			}
 		}
@@ -73,6 +99,9 @@ func runAll(o options, stderr io.Writer) *report {
 	for _, sc := range scenarios {
 		for _, name := range o.systems {
 			sys, _ := findSystem(name)
+			if !applies(sc, sys) {
+				continue
+			}
 			r := record{Scenario: sc, System: name, Missing: sys.missing}
 			if sys.missing == "" {
 				r.fill(runs[key{sc, name}])
@@ -89,28 +118,56 @@ func runAll(o options, stderr io.Writer) *report {
 	return rep
 }
 
-// runOne starts a fresh server for sys, drives it with the load client
-// and stops it.
+// runOne starts fresh servers for sys (one, or o.multiInstances in the
+// multi-instance scenarios), drives them with the load client and stops
+// them. profile, when not empty, is the CPU profiles' path without its
+// extension.
 func runOne(o options, scenario, sys, profile string, stderr io.Writer) runStat {
 	budget := o.warmup + o.duration + 2*time.Minute
-	srv, err := startServer(sys, profile, budget+time.Minute, stderr)
-	if err != nil {
-		return runStat{err: err}
+	n := o.instances(scenario)
+	var srvs []*serverProc
+	stopAll := func() error {
+		var err error
+		for _, srv := range srvs {
+			if serr := srv.stop(); serr != nil && err == nil {
+				err = fmt.Errorf("stopping the server: %w", serr)
+			}
+		}
+		return err
+	}
+	bases := make([]string, 0, n)
+	for i := range n {
+		prof := ""
+		if profile != "" {
+			prof = profile + ".cpu.pprof"
+			if n > 1 {
+				prof = fmt.Sprintf("%s-instance%d.cpu.pprof", profile, i+1)
+			}
+		}
+		srv, err := startServer(serverStart{system: sys, cpuprofile: prof, passivate: o.passivateFor(scenario),
+			timeout: budget + time.Minute, redisURL: o.redisURL}, stderr)
+		if err != nil {
+			_ = stopAll()
+			return runStat{err: err}
+		}
+		srvs = append(srvs, srv)
+		bases = append(bases, srv.base)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	clientCPU := selfCPU()
 	res, err := runLoad(ctx, loadConfig{
-		base:        srv.base,
-		scenario:    scenario,
+		bases:       bases,
+		shape:       shape(scenario),
 		connections: o.connections,
 		warmup:      o.warmup,
 		duration:    o.duration,
 		requests:    o.requests,
+		realistic:   o.realistic,
 	})
 	clientCPU = selfCPU() - clientCPU
-	if serr := srv.stop(); serr != nil && err == nil {
-		err = fmt.Errorf("stopping the server: %w", serr)
+	if serr := stopAll(); serr != nil && err == nil {
+		err = serr
 	}
 	if err != nil {
 		return runStat{err: err}
@@ -119,6 +176,7 @@ func runOne(o options, scenario, sys, profile string, stderr io.Writer) runStat 
 		measured:   res.measured,
 		increments: res.increments,
 		lost:       res.lost,
+		surplus:    res.surplus,
 		errors:     res.errors,
 	}
 	if res.elapsed > 0 {
@@ -127,8 +185,21 @@ func runOne(o options, scenario, sys, profile string, stderr io.Writer) runStat 
 	slices.Sort(res.latencies)
 	st.p50ms = percentile(res.latencies, 0.50) / 1e6
 	st.p99ms = percentile(res.latencies, 0.99) / 1e6
+	var serverCPU time.Duration
+	for _, srv := range srvs {
+		serverCPU += srv.cpu()
+		if a := srv.stats; a != nil && a.Spawned > 0 {
+			if st.actors == nil {
+				st.actors = &engine.Stats{}
+			}
+			st.actors.LiveActors += a.LiveActors
+			st.actors.Spawned += a.Spawned
+			st.actors.Passivated += a.Passivated
+			st.actors.Evicted += a.Evicted
+		}
+	}
 	if res.total > 0 {
-		st.cpuPerReq = float64(srv.cpu().Microseconds()) / float64(res.total)
+		st.cpuPerReq = float64(serverCPU.Microseconds()) / float64(res.total)
 		st.clientCPUPerReq = float64(clientCPU.Microseconds()) / float64(res.total)
 	}
 	if res.firstErr != nil {
@@ -141,8 +212,15 @@ func (s runStat) String() string {
 	if s.err != nil {
 		return "FAILED: " + s.err.Error()
 	}
-	return fmt.Sprintf("%9s req/s  p50 %6.2f ms  p99 %6.2f ms  lost %s of %s  errors %d  CPU µs/req server %.0f client %.0f",
+	line := fmt.Sprintf("%9s req/s  p50 %6.2f ms  p99 %6.2f ms  lost %s of %s  errors %d  CPU µs/req server %.0f client %.0f",
 		thousands(s.reqPerS), s.p50ms, s.p99ms, thousands(float64(s.lost)), thousands(float64(s.increments)), s.errors, s.cpuPerReq, s.clientCPUPerReq)
+	if s.surplus != 0 {
+		line += fmt.Sprintf("  surplus %s", thousands(float64(s.surplus)))
+	}
+	if a := s.actors; a != nil {
+		line += "  actors " + actorLine(*a)
+	}
+	return line
 }
 
 // percentile returns the nearest-rank p-quantile of sorted, 0 if empty.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,13 +15,17 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/steward-sessions/steward/engine"
 )
 
 // serve is the hidden -serve mode: it runs one system's server on addr (a
 // loopback address), prints "listening on http://ADDR" on stdout once it
 // accepts connections, and stops when stdin closes (the parent went away or
 // is done), on SIGINT or SIGTERM, or after timeout, whichever comes first.
-func serve(name, addr, dir, cpuprofile string, timeout time.Duration, stdin io.Reader, stdout io.Writer) error {
+// A Steward server then prints "stats " and its engine's counters as JSON
+// on stdout.
+func serve(name, addr, cpuprofile string, so serverOptions, timeout time.Duration, stdin io.Reader, stdout io.Writer) error {
 	sys, ok := findSystem(name)
 	if !ok {
 		return fmt.Errorf("unknown system")
@@ -35,17 +40,18 @@ func serve(name, addr, dir, cpuprofile string, timeout time.Duration, stdin io.R
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("-addr %s: the bench serves on loopback addresses only", addr)
 	}
-	if dir == "" {
-		dir, err = os.MkdirTemp("", "steward-bench-"+name+"-")
+	if so.dir == "" {
+		so.dir, err = os.MkdirTemp("", "steward-bench-"+name+"-")
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
+		defer os.RemoveAll(so.dir)
 	}
-	h, closeSys, err := sys.build(dir)
+	b, err := sys.build(so)
 	if err != nil {
 		return err
 	}
+	closeSys := b.close
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		_ = closeSys()
@@ -64,7 +70,7 @@ func serve(name, addr, dir, cpuprofile string, timeout time.Duration, stdin io.R
 		}
 		defer pprof.StopCPUProfile()
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: b.handler, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
@@ -88,6 +94,12 @@ func serve(name, addr, dir, cpuprofile string, timeout time.Duration, stdin io.R
 		err = fmt.Errorf("stopped after the hard timeout of %v", timeout)
 	}
 	_ = srv.Close() // the load is over: drop the connections at once
+	if b.stats != nil {
+		// Before closing the engine, whose last stops are no passivations.
+		if line, jerr := json.Marshal(b.stats()); jerr == nil {
+			fmt.Fprintf(stdout, "%s%s\n", statsPrefix, line)
+		}
+	}
 	if cerr := closeSys(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -97,17 +109,35 @@ func serve(name, addr, dir, cpuprofile string, timeout time.Duration, stdin io.R
 	return err
 }
 
+// statsPrefix starts the line on which a stopping Steward server reports
+// its engine's counters.
+const statsPrefix = "stats "
+
 // serverProc is a server started by the parent in a process of its own.
 type serverProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	base  string // http://127.0.0.1:PORT
 	dir   string // the server's temporary directory, removed by stop
+	// outDone is closed once the server's stdout is read to its end;
+	// stats is then the engine's counters it printed, nil if none.
+	outDone chan struct{}
+	stats   *engine.Stats
 }
 
-// startServer re-executes the running binary in -serve mode for system
-// name and waits for the address it listens on.
-func startServer(name, cpuprofile string, timeout time.Duration, stderr io.Writer) (*serverProc, error) {
+// serverStart is how the parent starts one server.
+type serverStart struct {
+	system     string
+	cpuprofile string        // where the server writes its CPU profile; "": none
+	passivate  time.Duration // a Steward server's PassivateAfter; 0: the engine's default
+	timeout    time.Duration // the server stops by itself after this long
+	redisURL   string        // the Redis of the Redis systems; "": none
+}
+
+// startServer re-executes the running binary in -serve mode as ss says
+// and waits for the address it listens on.
+func startServer(ss serverStart, stderr io.Writer) (*serverProc, error) {
+	name := ss.system
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -118,13 +148,19 @@ func startServer(name, cpuprofile string, timeout time.Duration, stderr io.Write
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-serve", name, "-addr", "127.0.0.1:0", "-dir", dir, "-serve-timeout", timeout.String()}
-	if cpuprofile != "" {
-		args = append(args, "-cpuprofile", cpuprofile)
+	args := []string{"-serve", name, "-addr", "127.0.0.1:0", "-dir", dir, "-serve-timeout", ss.timeout.String()}
+	if ss.cpuprofile != "" {
+		args = append(args, "-cpuprofile", ss.cpuprofile)
+	}
+	if ss.passivate != 0 {
+		args = append(args, "-passivate", ss.passivate.String())
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr
 	cmd.Env = childEnv()
+	if ss.redisURL != "" {
+		cmd.Env = append(cmd.Env, redisEnv+"="+ss.redisURL)
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -139,12 +175,27 @@ func startServer(name, cpuprofile string, timeout time.Duration, stderr io.Write
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &serverProc{cmd: cmd, stdin: stdin, dir: dir}
+	p := &serverProc{cmd: cmd, stdin: stdin, dir: dir, outDone: make(chan struct{})}
 	line := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
+		defer close(p.outDone)
+		r := bufio.NewReader(stdout)
+		s, _ := r.ReadString('\n')
 		line <- s
-		_, _ = io.Copy(io.Discard, stdout) // never block the child on a full pipe
+		// Read to the end (never block the child on a full pipe), keeping
+		// the counters a Steward server prints as it stops.
+		for {
+			s, err := r.ReadString('\n')
+			if rest, ok := strings.CutPrefix(s, statsPrefix); ok {
+				var st engine.Stats
+				if json.Unmarshal([]byte(rest), &st) == nil {
+					p.stats = &st
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	}()
 	select {
 	case s := <-line:
@@ -162,12 +213,16 @@ func startServer(name, cpuprofile string, timeout time.Duration, stderr io.Write
 }
 
 // stop closes the server's stdin, which makes it exit, and kills it if it
-// has not within five seconds. It returns the process's state.
+// has not within five seconds. It returns the process's state; p.stats is
+// set once it returns.
 func (p *serverProc) stop() error {
 	defer removeTree(p.dir)
 	_ = p.stdin.Close()
 	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
+	go func() {
+		<-p.outDone // Wait closes the pipe: read it to its end first
+		done <- p.cmd.Wait()
+	}()
 	select {
 	case err := <-done:
 		return err

@@ -42,16 +42,13 @@ func (rep *report) svg(w io.Writer) {
 		g.recs = append(g.recs, r)
 	}
 	maxRate := 0.0
-	nbars := 0
 	for _, g := range groups {
-		nbars = max(nbars, len(g.recs))
 		for _, r := range g.recs {
 			if r.ReqPerS != nil {
 				maxRate = max(maxRate, *r.ReqPerS)
 			}
 		}
 	}
-	nbars = max(nbars, 1)
 	step := niceStep(maxRate / 5)
 	top := step * math.Ceil(maxRate/step)
 	if top == 0 {
@@ -64,8 +61,16 @@ func (rep *report) svg(w io.Writer) {
 		plotTop, plotH         = 86.0, 320.0
 		labelsH                = 150.0
 	)
-	groupW := float64(nbars)*barW + float64(nbars-1)*barGap
-	width := left + float64(max(len(groups), 1))*groupW + float64(max(len(groups)-1, 0))*groupGap + right
+	// Each group is as wide as its bars: the multi-instance scenarios
+	// measure only the systems that can share a storage.
+	groupW := func(g group) float64 { return float64(len(g.recs))*barW + float64(max(len(g.recs)-1, 0))*barGap }
+	width := left + right
+	for gi, g := range groups {
+		width += groupW(g)
+		if gi > 0 {
+			width += groupGap
+		}
+	}
 	width = max(width, 640)
 	height := plotTop + plotH + labelsH
 	base := plotTop + plotH
@@ -85,8 +90,11 @@ func (rep *report) svg(w io.Writer) {
 	fmt.Fprintf(w, `<text transform="translate(18 %.1f) rotate(-90)" font-size="13" fill="#444" text-anchor="middle">req/s</text>`+"\n", plotTop+plotH/2)
 	fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#444"/>`+"\n", left, base, width-right, base)
 
+	x0 := left
 	for gi, g := range groups {
-		x0 := left + float64(gi)*(groupW+groupGap)
+		if gi > 0 {
+			x0 += groupGap
+		}
 		for bi, r := range g.recs {
 			x := x0 + float64(bi)*(barW+barGap)
 			cx := x + barW/2
@@ -122,7 +130,8 @@ func (rep *report) svg(w io.Writer) {
 			}
 			fmt.Fprintf(w, `<text transform="translate(%.1f %.1f) rotate(-40)" font-size="12" fill="#222" text-anchor="end">%s</text>`+"\n", cx+4, base+16, esc(r.System))
 		}
-		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" font-size="15" font-weight="bold" fill="#222" text-anchor="middle">%s</text>`+"\n", x0+groupW/2, height-14, esc(g.scenario))
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" font-size="15" font-weight="bold" fill="#222" text-anchor="middle">%s</text>`+"\n", x0+groupW(g)/2, height-14, esc(g.scenario))
+		x0 += groupW(g)
 	}
 	fmt.Fprintln(w, "</svg>")
 }

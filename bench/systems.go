@@ -26,12 +26,30 @@ type system struct {
 	// concurrent requests of one session each carry their own copy, so
 	// lost updates are in its nature (Steward documents it) and not a defect.
 	clientSide bool
+	// sharedStorage marks a system whose instances can share one storage
+	// (Redis), the systems of the multi-instance scenarios.
+	sharedStorage bool
 	// missing, when not empty, says why the system cannot be measured yet.
 	missing string
-	// build makes the server's handler in a process of its own. dir is an
-	// empty temporary directory the system may use. close releases what the
-	// handler holds.
-	build func(dir string) (h http.Handler, close func() error, err error)
+	// build makes the server in a process of its own.
+	build func(so serverOptions) (built, error)
+}
+
+// serverOptions are what a run asks of a system's server.
+type serverOptions struct {
+	dir string // an empty temporary directory the system may use
+	// passivateAfter is the engine's PassivateAfter for Steward's systems
+	// (the realistic scenario shortens it); zero: the engine's default.
+	passivateAfter time.Duration
+}
+
+// built is a system's server as its build made it.
+type built struct {
+	handler http.Handler
+	close   func() error // releases what the handler holds
+	// stats returns the engine's counters (Steward's systems only; nil
+	// for the others), which the server reports when it stops.
+	stats func() engine.Stats
 }
 
 // systems lists every system in the order they run and appear.
@@ -40,9 +58,9 @@ var systems = []system{
 	{name: "steward-memory", steward: true, build: buildStewardMemory},
 	{name: "steward-directory", steward: true, missing: directoryMissing, build: buildStewardDirectory},
 	{name: "steward-client", steward: true, clientSide: true, build: buildStewardClient},
-	{name: "steward-redis", steward: true, missing: redisMissing(), build: buildStewardRedis},
+	{name: "steward-redis", steward: true, sharedStorage: true, missing: redisMissing(), build: buildStewardRedis},
 	{name: "scs-memstore", build: buildSCSMemstore},
-	{name: "scs-redis", missing: redisMissing(), build: buildSCSRedis},
+	{name: "scs-redis", sharedStorage: true, missing: redisMissing(), build: buildSCSRedis},
 	{name: "gorilla-cookie", build: buildGorillaCookie},
 	{name: "gorilla-filesystem", build: buildGorillaFilesystem},
 }
@@ -102,12 +120,18 @@ var textPlain = []string{"text/plain; charset=utf-8"}
 
 // no-session: the same handler with one global counter and no session at
 // all, the physical limit of this HTTP server.
-func buildNoSession(string) (http.Handler, func() error, error) {
+func buildNoSession(serverOptions) (built, error) {
 	var n atomic.Int64
-	return counter{
+	return plain(counter{
 		incr: func(http.ResponseWriter, *http.Request) (int, error) { return int(n.Add(1)), nil },
 		read: func(http.ResponseWriter, *http.Request) (int, error) { return int(n.Load()), nil },
-	}, func() error { return nil }, nil
+	}), nil
+}
+
+// plain is a built server that holds nothing to release and has no
+// engine.
+func plain(h http.Handler) built {
+	return built{handler: h, close: func() error { return nil }}
 }
 
 // Count is Steward's session value.
@@ -118,19 +142,22 @@ type Count struct {
 // stewardCookie is the name of the cookie of Steward's systems.
 const stewardCookie = "SESSION_ID"
 
-// stewardHandler serves the counter from a Steward engine whose one kind
-// keeps its values in store, its ID in the cookie SESSION_ID; with a nil
-// store the kind is client-side and the value travels in the cookie,
-// sealed by ts.
-func stewardHandler(store storage.Storage, ts ...transport.Transformer) (http.Handler, func() error, error) {
-	h, _, closeEng, err := stewardServer(store, ts...)
-	return h, closeEng, err
+// stewardBuilt serves the counter from a Steward engine (PassivateAfter
+// from so, every other option at its default) whose one kind keeps its
+// values in store, its ID in the cookie SESSION_ID; with a nil store the
+// kind is client-side and the value travels in the cookie, sealed by ts.
+func stewardBuilt(so serverOptions, store storage.Storage, ts ...transport.Transformer) (built, error) {
+	h, eng, closeEng, err := stewardServer(engine.Options{PassivateAfter: so.passivateAfter}, store, ts...)
+	if err != nil {
+		return built{}, err
+	}
+	return built{handler: h, close: closeEng, stats: eng.Stats}, nil
 }
 
-// stewardServer is stewardHandler that also returns the engine, whose
-// counters the scale measurements read.
-func stewardServer(store storage.Storage, ts ...transport.Transformer) (http.Handler, *engine.Engine, func() error, error) {
-	eng, err := engine.New(engine.Options{})
+// stewardServer is stewardBuilt for an engine made with opts, returning
+// the engine itself, whose counters the scale measurements read.
+func stewardServer(opts engine.Options, store storage.Storage, ts ...transport.Transformer) (http.Handler, *engine.Engine, func() error, error) {
+	eng, err := engine.New(opts)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -165,25 +192,25 @@ func stewardServer(store storage.Storage, ts ...transport.Transformer) (http.Han
 	return mw(h), eng, closeEng, nil
 }
 
-func buildStewardMemory(string) (http.Handler, func() error, error) {
-	return stewardHandler(newStewardMemory())
+func buildStewardMemory(so serverOptions) (built, error) {
+	return stewardBuilt(so, newStewardMemory())
 }
 
 // newStewardMemory is the storage of steward-memory.
 func newStewardMemory() storage.Storage { return storage.NewMemory(storage.MemoryOptions{}) }
 
 // steward-client: the count travels in the cookie, encrypted (AES-128-GCM).
-func buildStewardClient(string) (http.Handler, func() error, error) {
+func buildStewardClient(so serverOptions) (built, error) {
 	key := make([]byte, 16)
 	if _, err := rand.Read(key); err != nil {
-		return nil, nil, err
+		return built{}, err
 	}
-	return stewardHandler(nil, transport.Encrypt(key))
+	return stewardBuilt(so, nil, transport.Encrypt(key))
 }
 
 // scs-memstore: scs's default store, through its LoadAndSave middleware.
-func buildSCSMemstore(string) (http.Handler, func() error, error) {
-	return scsCounter(scs.New()), func() error { return nil }, nil // memstore, gob codec, cookie "session"
+func buildSCSMemstore(serverOptions) (built, error) {
+	return plain(scsCounter(scs.New())), nil // memstore, gob codec, cookie "session"
 }
 
 // scsCounter is the counter on an scs session manager.
@@ -227,15 +254,15 @@ func gorillaCounter(store sessions.Store) http.Handler {
 
 // gorilla-cookie: the value travels in the cookie, signed (HMAC-SHA256)
 // and encrypted (AES-256-CTR), the peer of Steward's client-side sessions.
-func buildGorillaCookie(string) (http.Handler, func() error, error) {
-	return gorillaCounter(sessions.NewCookieStore(gorillaHashKey, gorillaBlockKey)), func() error { return nil }, nil
+func buildGorillaCookie(serverOptions) (built, error) {
+	return plain(gorillaCounter(sessions.NewCookieStore(gorillaHashKey, gorillaBlockKey))), nil
 }
 
 // gorilla-filesystem: one file per session in dir, the signed ID in the
 // cookie.
-func buildGorillaFilesystem(dir string) (http.Handler, func() error, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
+func buildGorillaFilesystem(so serverOptions) (built, error) {
+	if err := os.MkdirAll(so.dir, 0o700); err != nil {
+		return built{}, err
 	}
-	return gorillaCounter(sessions.NewFilesystemStore(dir, gorillaHashKey)), func() error { return nil }, nil
+	return plain(gorillaCounter(sessions.NewFilesystemStore(so.dir, gorillaHashKey))), nil
 }
