@@ -719,7 +719,7 @@ func (sa *sessionActor) touchEvery() time.Duration {
 
 // encode frames a value of this session for the storage.
 func (sa *sessionActor) encode(created, expires int64, payload []byte) []byte {
-	return record.Encode(record.Record{Created: created, Expires: expires, Payload: payload, Owner: sa.owner, Own: sa.own})
+	return record.Encode(record.Record{Created: created, Expires: expires, Payload: payload, Owner: sa.owner, Own: sa.own, Intern: sa.kind.Intern})
 }
 
 // payloadOf returns the payload inside rec, a record encoded from payload:
@@ -833,6 +833,9 @@ func (sa *sessionActor) adopt(data []byte, version uint64) {
 	if err != nil {
 		sa.sys.log.Warn("engine: unreadable session record, treated as no session", "kind", sa.kind.Name, "error", err)
 		return
+	}
+	if rec.Intern != sa.kind.Intern {
+		return // an owner's index read as a session, or the reverse: none
 	}
 	sa.created, sa.expires, sa.stored = rec.Created, rec.Expires, rec.Expires
 	if rec.Alias {

@@ -39,6 +39,9 @@ type Kind struct {
 	Expiry  record.Policy
 	Grace   time.Duration // how long a renewed ID keeps answering
 	NewID   func() (string, error)
+	// Intern marks the engine's own records (owners' indexes): written as
+	// such, and never read as a session by another kind.
+	Intern bool
 	// Emit, when set, is given every Event of the kind's sessions, on the
 	// session's actor: it must not block.
 	Emit func(Event)

@@ -330,7 +330,7 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 		e.sys.AddKind(k)
 		// The owners' indexes live beside the sessions, with no expiry of
 		// their own (see owners.go).
-		rk.owners = &actors.Kind{Name: name + " owners", Storage: opts.Storage,
+		rk.owners = &actors.Kind{Name: name + " owners", Storage: opts.Storage, Intern: true,
 			NewID: func() (string, error) { return "", errors.New("engine: an owner index is never renewed") }}
 		e.sys.AddKind(rk.owners)
 	}

@@ -11,12 +11,17 @@ import (
 
 	"github.com/steward-sessions/steward/actors"
 	"github.com/steward-sessions/steward/internal/record"
+	"github.com/steward-sessions/steward/storage"
 )
 
 // ErrTooManySessions is returned by BindOwner when the owner already holds
 // KindOptions.MaxPerOwner live sessions and the kind's OwnerLimit is
 // RefuseNew. Nothing was changed: the session stays, without an owner.
 var ErrTooManySessions = errors.New("engine: the owner holds too many sessions")
+
+// ErrCannotList is returned by Each for a kind whose storage cannot list
+// what it holds (see storage.Lister).
+var ErrCannotList = errors.New("engine: the kind's storage cannot list its sessions")
 
 // ErrBadOwner is returned for an owner that is empty or longer than 255
 // bytes.
@@ -50,6 +55,9 @@ type SessionInfo struct {
 	Expires time.Time
 	// Current says it is the session the request (or the ID given) holds.
 	Current bool
+	// Owner is who the session is bound to, "" for nobody (filled by
+	// Each; Sessions lists one owner's).
+	Owner string
 }
 
 // The owner index. Each owner of a server-side kind has one record, kept
@@ -523,4 +531,50 @@ func (k *RawKind) renewOwned(ctx context.Context, d record.Digest, op *actors.Op
 		_ = k.dropEntries(ctx, owner, []record.Digest{d})
 	}
 	return out
+}
+
+// Each calls fn with each live session of the kind, in no particular
+// order, until fn returns false or ctx ends: for admin tools. Memory stays
+// bounded however many sessions there are (the storage lists a bounded
+// number of IDs at a time, and each session is looked at through its
+// actor, within MaxLiveActors). Sessions created or ended while it runs
+// may or may not be seen. The storage must implement storage.Lister (the
+// memory, directory and Redis storages do, and Cache for what it wraps);
+// otherwise Each returns ErrCannotList. Cost: a look at every session (a
+// storage read for those whose actor is not live).
+func (k *RawKind) Each(ctx context.Context, fn func(SessionInfo) bool) error {
+	if k.client {
+		return ErrServerSideOnly
+	}
+	l := storage.ListerOf(k.kind.Storage)
+	if l == nil {
+		return ErrCannotList
+	}
+	var failed error
+	err := l.Keys(ctx, func(key string) bool {
+		d, ok := digestOfHandle(key)
+		if !ok {
+			return true
+		}
+		r, err := k.info(ctx, d)
+		if errors.Is(err, ErrReentrant) {
+			return true
+		}
+		if err != nil {
+			failed = err
+			return false
+		}
+		if !r.Found {
+			return true // an alias, an owner's index, or gone meanwhile
+		}
+		return fn(SessionInfo{Handle: key, Created: record.Unix(r.Created), LastSeen: record.Unix(k.lastSeen(r)),
+			Expires: record.Unix(r.Expires), Owner: r.Owner})
+	})
+	if failed != nil {
+		return failed
+	}
+	if err != nil {
+		return fmt.Errorf("%w: listing the sessions of %q: %w", ErrStorage, k.kind.Name, err)
+	}
+	return nil
 }

@@ -155,10 +155,22 @@ func (a streamAdapter) Keeper() Keeper { return KeeperOf(a.s) }
 // Close closes the wrapped storage when it has a Close method.
 func (a streamAdapter) Close() error { return closeIfCloser(a.s) }
 
+// Lister reports the Lister capability of the wrapped storage (see
+// ListerOf).
+func (a streamAdapter) Lister() Lister { return ListerOf(a.s) }
+
 // closeIfCloser closes s if it has a Close method.
 func closeIfCloser(s any) error {
 	if c, ok := s.(io.Closer); ok {
 		return c.Close()
 	}
 	return nil
+}
+
+// Lister reports the Lister capability of the BytesStorage s streams over,
+// nil without one. (Only the BytesStorage itself is asked: a type that
+// embeds Streams over itself must not ask itself again.)
+func (s Streams) Lister() Lister {
+	l, _ := s.b.(Lister)
+	return l
 }

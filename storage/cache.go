@@ -259,3 +259,7 @@ func (c *Cache) Close() error {
 	}
 	return nil
 }
+
+// Lister reports the Lister capability of the inner storage (see
+// ListerOf): the cache lists what the storage behind it holds.
+func (c *Cache) Lister() Lister { return ListerOf(c.inner) }

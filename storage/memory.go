@@ -240,3 +240,40 @@ var (
 	_ Storage      = (*Memory)(nil)
 	_ BytesStorage = (*Memory)(nil)
 )
+
+// memoryKeysChunk is how many IDs Keys copies out of a shard at a time.
+const memoryKeysChunk = 256
+
+// Keys implements Lister: it walks each shard a chunk of slots at a time,
+// copying out the IDs of live values under the shard's lock and calling
+// fn outside it.
+func (m *Memory) Keys(ctx context.Context, fn func(id string) bool) error {
+	ids := make([]string, 0, memoryKeysChunk)
+	for i := range m.shards {
+		sh := &m.shards[i]
+		for next := uint32(1); ; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			ids = ids[:0]
+			now := m.nowNanos()
+			sh.mu.Lock()
+			used := sh.list.used
+			for ; next <= used && len(ids) < memoryKeysChunk; next++ {
+				if e := sh.list.slot(next); e.id != "" && e.live(now) {
+					ids = append(ids, e.id)
+				}
+			}
+			sh.mu.Unlock()
+			for _, id := range ids {
+				if !fn(id) {
+					return nil
+				}
+			}
+			if next > used {
+				break
+			}
+		}
+	}
+	return nil
+}

@@ -23,6 +23,29 @@ var ErrNotFound = errors.New("storage: session not found")
 // call at a time until one succeeds. Check it with errors.Is.
 var ErrUnavailable = errors.New("storage: unavailable")
 
+// Lister is implemented by a storage that can list the IDs it holds, for
+// admin tools (engine.RawKind.Each). Keys calls fn with each ID that holds
+// a live value, in no particular order, until fn returns false or ctx
+// ends; IDs written or removed while it runs may or may not be seen. It
+// holds a bounded number of IDs at a time, however many are stored, and
+// never calls fn under a lock that the storage's other methods need.
+type Lister interface {
+	Keys(ctx context.Context, fn func(id string) bool) error
+}
+
+// ListerOf returns s's Lister capability: s itself if it implements
+// Lister, else what a wrapper reports through a method `Lister() Lister`
+// (FromBytes's adapter and Cache do, for what they wrap), else nil.
+func ListerOf(s any) Lister {
+	switch v := s.(type) {
+	case Lister:
+		return v
+	case interface{ Lister() Lister }:
+		return v.Lister()
+	}
+	return nil
+}
+
 // ErrInvalidID is returned when an ID is not made of the engine's alphabet
 // (see ValidID). Storages return it before touching any resource.
 var ErrInvalidID = errors.New("storage: invalid session ID")

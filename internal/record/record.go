@@ -17,7 +17,8 @@ import (
 //
 //	byte 0      format version (Version)
 //	byte 1      type: 0 a session value, 1 an alias (the ID it was renewed to),
-//	            2 a session value with metadata
+//	            2 a session value with metadata, 3 the engine's own record
+//	            (an owner's index), which is no session
 //	bytes 2-9   creation time, Unix nanoseconds, big endian; for an alias,
 //	            when the session was renewed
 //	bytes 10-17 expiry time, Unix nanoseconds, big endian (0: none)
@@ -35,9 +36,10 @@ const (
 	Version   = 2
 	HeaderLen = 18
 
-	typeValue = 0
-	typeAlias = 1
-	typeMeta  = 2
+	typeValue  = 0
+	typeAlias  = 1
+	typeMeta   = 2
+	typeIntern = 3
 
 	flagOwner  = 1
 	flagPolicy = 2
@@ -67,6 +69,9 @@ type Record struct {
 	// Own, when not nil, is the session's own expiry policy, in place of
 	// its kind's (remember-me). Aliases have none.
 	Own *Policy
+	// Intern says the record is the engine's own (an owner's index), not
+	// a session; it carries nothing but its payload.
+	Intern bool
 }
 
 // Encode frames r into a fresh slice.
@@ -74,7 +79,7 @@ type Record struct {
 // cut to it (callers check it first).
 func Encode(r Record) []byte {
 	owner, own := r.Owner, r.Own
-	if r.Alias {
+	if r.Alias || r.Intern {
 		owner, own = "", nil
 	}
 	if len(owner) > MaxOwnerLen {
@@ -95,6 +100,8 @@ func Encode(r Record) []byte {
 	switch {
 	case r.Alias:
 		b[1] = typeAlias
+	case r.Intern:
+		b[1] = typeIntern
 	case flags != 0:
 		b[1] = typeMeta
 		m := b[HeaderLen:]
@@ -116,11 +123,12 @@ func Encode(r Record) []byte {
 
 // Decode parses b. The payload aliases b.
 func Decode(b []byte) (Record, error) {
-	if len(b) < HeaderLen || b[0] != Version || b[1] > typeMeta {
+	if len(b) < HeaderLen || b[0] != Version || b[1] > typeIntern {
 		return Record{}, ErrMalformed
 	}
 	r := Record{
 		Alias:   b[1] == typeAlias,
+		Intern:  b[1] == typeIntern,
 		Created: int64(binary.BigEndian.Uint64(b[2:])),
 		Expires: int64(binary.BigEndian.Uint64(b[10:])),
 		Payload: b[HeaderLen:],

@@ -141,3 +141,45 @@ func BenchmarkOwnerRedis(b *testing.B) {
 		}
 	})
 }
+
+// TestEachOnRedis: Each on one instance lists exactly the live sessions
+// that three instances made, not the owners' indexes or renewal aliases.
+func TestEachOnRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{})
+	ctx := context.Background()
+	want := map[string]bool{}
+	for i := range 120 {
+		k := kinds[i%3]
+		id, err := k.Create(ctx, []byte("v"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.BindOwner(ctx, id, "u"+strconv.Itoa(i%5)); err != nil {
+			t.Fatal(err)
+		}
+		switch i % 4 {
+		case 1:
+			if err := k.Invalidate(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		case 2:
+			if id, err = k.Renew(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want[engine.StorageKey(id)] = true
+	}
+	got := 0
+	err := kinds[1].Each(ctx, func(in engine.SessionInfo) bool {
+		if !want[in.Handle] {
+			t.Fatalf("listed a session that is not alive")
+		}
+		got++
+		return true
+	})
+	if err != nil || got != len(want) {
+		t.Fatalf("Each listed %d of %d: %v", got, len(want), err)
+	}
+}

@@ -393,3 +393,41 @@ var (
 	_ storage.Versioned    = (*Store)(nil)
 	_ io.Closer            = (*Store)(nil)
 )
+
+// Keys implements storage.Lister: it SCANs each node for the Store's keys
+// (500 at a time) and calls fn with their IDs. In a Cluster with replicas
+// an ID may be given more than once.
+func (s *Store) Keys(ctx context.Context, fn func(id string) bool) error {
+	pattern := globEscape(s.prefix) + "*"
+	for _, node := range s.client.Nodes() {
+		var cursor uint64
+		for {
+			entry, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(500).Build()).AsScanEntry()
+			if err != nil {
+				return s.wrap("SCAN", err)
+			}
+			for _, key := range entry.Elements {
+				if id, ok := strings.CutPrefix(key, s.prefix); ok && storage.ValidID(id) && !fn(id) {
+					return nil
+				}
+			}
+			if cursor = entry.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// globEscape escapes the characters that are special in a SCAN pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		switch c {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
