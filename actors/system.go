@@ -39,6 +39,14 @@ type Kind struct {
 	Expiry  record.Policy
 	Grace   time.Duration // how long a renewed ID keeps answering
 	NewID   func() (string, error)
+	// OnStorage, if set, is told of every storage call of the kind once it
+	// returned, before the session actor goes on: which call, how long the
+	// storage took, and its error as the storage returned it
+	// (storage.ErrNotFound and storage.ErrConflict included; a panic as an
+	// error). ctx is the operation's, without its cancellation. It runs on
+	// the goroutine that made the call: it must be quick and never block.
+	// The engine records metrics with it.
+	OnStorage func(ctx context.Context, call StorageCall, took time.Duration, err error)
 
 	index int
 	bytes storage.BytesStorage // Storage, or a buffering view of it
