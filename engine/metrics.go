@@ -1,0 +1,310 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/steward-sessions/steward/actors"
+	"github.com/steward-sessions/steward/storage"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// The instruments' names, as Options.MeterProvider documents them. A
+// Prometheus exporter renders the dots as underscores, adds the unit
+// (_seconds) and counters' _total.
+const (
+	meterName = "github.com/steward-sessions/steward"
+
+	metricOperations    = "steward.operations"
+	metricOpDuration    = "steward.operation.duration"
+	metricStorageTime   = "steward.storage.duration"
+	metricStorageErrors = "steward.storage.errors"
+	metricConflicts     = "steward.storage.conflicts"
+	metricLive          = "steward.actors.live"
+	metricSpawned       = "steward.actors.spawned"
+	metricPassivations  = "steward.passivations"
+	metricEvictions     = "steward.evictions"
+	metricCacheHits     = "steward.cache.hits"
+	metricCacheMisses   = "steward.cache.misses"
+	metricCacheEntries  = "steward.cache.entries"
+)
+
+// durationBounds are the histograms' bucket boundaries in seconds, from
+// 10 µs (a read of a live session in memory takes a few) to 10 s (a hung
+// storage). An SDK View can replace them.
+var durationBounds = []float64{
+	0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// opName is an operation as the "op" attribute names it.
+type opName uint8
+
+const (
+	opGet opName = iota
+	opSet
+	opUpdate
+	opGetOrSet
+	opClear
+	opRenew
+	opInvalidate
+	opCreate
+	numOps
+)
+
+var opNames = [numOps]string{"get", "set", "update", "get_or_set", "clear", "renew", "invalidate", "create"}
+
+// outcome is how an operation ended, as the "outcome" attribute names it.
+type outcome uint8
+
+const (
+	outOK outcome = iota
+	outNoSession
+	outCanceled
+	outMaybeApplied
+	outStorageError
+	outConflict
+	outPanic
+	outReentrant
+	outRenewed
+	outTooLate
+	outClosed
+	outError
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{
+	"ok", "no_session", "canceled", "maybe_applied", "storage_error", "conflict",
+	"panic", "reentrant", "renewed", "too_late", "closed", "error",
+}
+
+// outcomeOf classifies what an operation returned; found false with no
+// error is a read that found no session.
+func outcomeOf(found bool, err error) outcome {
+	switch {
+	case err == nil && found:
+		return outOK
+	case err == nil, errors.Is(err, ErrNoSession):
+		return outNoSession
+	case errors.Is(err, ErrMaybeApplied): // wraps ctx's error: before canceled
+		return outMaybeApplied
+	case errors.Is(err, ErrConflict): // wraps ErrStorage: before it
+		return outConflict
+	case errors.Is(err, ErrStorage):
+		return outStorageError
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return outCanceled
+	case errors.Is(err, ErrPanic):
+		return outPanic
+	case errors.Is(err, ErrReentrant):
+		return outReentrant
+	case errors.Is(err, ErrRenewed):
+		return outRenewed
+	case errors.Is(err, ErrTooLate):
+		return outTooLate
+	case errors.Is(err, ErrClosed):
+		return outClosed
+	}
+	return outError
+}
+
+// storageCallNames are the "call" attribute's values, by actors.StorageCall.
+var storageCallNames = [...]string{
+	actors.StorageLoad:   "load",
+	actors.StorageSave:   "save",
+	actors.StorageDelete: "delete",
+}
+
+// metrics are an engine's instruments, made once by New when
+// Options.MeterProvider is set.
+type metrics struct {
+	ops           metric.Int64Counter
+	opDuration    metric.Float64Histogram
+	storageTime   metric.Float64Histogram
+	storageErrors metric.Int64Counter
+	conflicts     metric.Int64Counter
+
+	live, entries                    metric.Int64ObservableGauge
+	spawned, passivations, evictions metric.Int64ObservableCounter
+	hits, misses                     metric.Int64ObservableCounter
+	registration                     metric.Registration
+	unregisterOnce                   sync.Once
+	stats                            func() Stats // the engine's
+
+	cachesMu sync.Mutex      // protects caches and observed
+	caches   []observedCache // appended to only
+	observed map[any]bool    // the comparable caches in caches
+}
+
+// cacheStatser is what a storage that caches offers (storage.Cache).
+type cacheStatser interface{ Stats() storage.CacheStats }
+
+// observedCache is a cache whose counters the callback reports.
+type observedCache struct {
+	c    cacheStatser
+	attr []metric.ObserveOption // kind=...
+}
+
+func newMetrics(mp metric.MeterProvider, stats func() Stats) (*metrics, error) {
+	m := &metrics{stats: stats, observed: make(map[any]bool)}
+	meter := mp.Meter(meterName)
+	var errs []error
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var err error
+	m.ops, err = meter.Int64Counter(metricOperations, metric.WithUnit("{operation}"),
+		metric.WithDescription("Session operations, by kind, op and outcome."))
+	check(err)
+	m.opDuration, err = meter.Float64Histogram(metricOpDuration, metric.WithUnit("s"),
+		metric.WithDescription("How long session operations took, by kind and op."),
+		metric.WithExplicitBucketBoundaries(durationBounds...))
+	check(err)
+	m.storageTime, err = meter.Float64Histogram(metricStorageTime, metric.WithUnit("s"),
+		metric.WithDescription("How long storage calls took, by kind and call."),
+		metric.WithExplicitBucketBoundaries(durationBounds...))
+	check(err)
+	m.storageErrors, err = meter.Int64Counter(metricStorageErrors, metric.WithUnit("{error}"),
+		metric.WithDescription("Storage calls that failed (not found and conflicts are not failures), by kind and call."))
+	check(err)
+	m.conflicts, err = meter.Int64Counter(metricConflicts, metric.WithUnit("{conflict}"),
+		metric.WithDescription("Conditional writes refused because another instance wrote first, by kind."))
+	check(err)
+	m.live, err = meter.Int64ObservableGauge(metricLive, metric.WithUnit("{actor}"),
+		metric.WithDescription("Session actors in memory."))
+	check(err)
+	m.spawned, err = meter.Int64ObservableCounter(metricSpawned, metric.WithUnit("{actor}"),
+		metric.WithDescription("Session actors started."))
+	check(err)
+	m.passivations, err = meter.Int64ObservableCounter(metricPassivations, metric.WithUnit("{actor}"),
+		metric.WithDescription("Session actors stopped for being idle, evictions included."))
+	check(err)
+	m.evictions, err = meter.Int64ObservableCounter(metricEvictions, metric.WithUnit("{actor}"),
+		metric.WithDescription("Session actors passivated early because MaxLiveActors was reached."))
+	check(err)
+	m.hits, err = meter.Int64ObservableCounter(metricCacheHits, metric.WithUnit("{read}"),
+		metric.WithDescription("Reads a storage.Cache answered from memory, by kind."))
+	check(err)
+	m.misses, err = meter.Int64ObservableCounter(metricCacheMisses, metric.WithUnit("{read}"),
+		metric.WithDescription("Reads a storage.Cache passed to its inner storage, by kind."))
+	check(err)
+	m.entries, err = meter.Int64ObservableGauge(metricCacheEntries, metric.WithUnit("{entry}"),
+		metric.WithDescription("Values a storage.Cache holds, by kind."))
+	check(err)
+	if len(errs) == 0 {
+		m.registration, err = meter.RegisterCallback(m.observe,
+			m.live, m.spawned, m.passivations, m.evictions, m.hits, m.misses, m.entries)
+		check(err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: MeterProvider: %w", ErrConfig, errors.Join(errs...))
+	}
+	return m, nil
+}
+
+// observe reports the observable instruments.
+func (m *metrics) observe(_ context.Context, o metric.Observer) error {
+	st := m.stats()
+	o.ObserveInt64(m.live, st.LiveActors)
+	o.ObserveInt64(m.spawned, st.Spawned)
+	o.ObserveInt64(m.passivations, st.Passivated)
+	o.ObserveInt64(m.evictions, st.Evicted)
+	m.cachesMu.Lock()
+	caches := m.caches // appended to only: the prefix stays valid
+	m.cachesMu.Unlock()
+	for _, c := range caches {
+		cs := c.c.Stats()
+		o.ObserveInt64(m.hits, int64(cs.Hits), c.attr...)
+		o.ObserveInt64(m.misses, int64(cs.Misses), c.attr...)
+		o.ObserveInt64(m.entries, int64(cs.Len), c.attr...)
+	}
+	return nil
+}
+
+// unregister stops the callback, so that a closed engine is no longer
+// observed (nor kept alive by its MeterProvider).
+func (m *metrics) unregister() error {
+	var err error
+	m.unregisterOnce.Do(func() { err = m.registration.Unregister() })
+	return err
+}
+
+// forKind precomputes every attribute set of kind name, so that recording
+// a measurement costs no allocation, and starts observing s if it is a
+// cache. A cache shared by several kinds is reported once, under the first
+// kind registered with it.
+func (m *metrics) forKind(name string, s storage.Storage) *kindMetrics {
+	km := &kindMetrics{m: m}
+	kind := attribute.String("kind", name)
+	for op := range numOps {
+		opAttr := attribute.String("op", opNames[op])
+		km.duration[op] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kind, opAttr))}
+		for out := range numOutcomes {
+			set := attribute.NewSet(kind, opAttr, attribute.String("outcome", outcomeNames[out]))
+			km.ops[op][out] = []metric.AddOption{metric.WithAttributeSet(set)}
+		}
+	}
+	for call, callName := range storageCallNames {
+		set := metric.WithAttributeSet(attribute.NewSet(kind, attribute.String("call", callName)))
+		km.storageTime[call] = []metric.RecordOption{set}
+		km.storageErrors[call] = []metric.AddOption{set}
+	}
+	km.conflicts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kind))}
+	if c, ok := s.(cacheStatser); ok {
+		m.cachesMu.Lock()
+		comparable := reflect.TypeOf(c).Comparable()
+		if !comparable || !m.observed[c] {
+			if comparable {
+				m.observed[c] = true
+			}
+			m.caches = append(m.caches, observedCache{c: c, attr: []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(kind))}})
+		}
+		m.cachesMu.Unlock()
+	}
+	return km
+}
+
+// kindMetrics are the instruments of one kind with their attribute sets,
+// each a ready-made option slice: passing one costs no allocation.
+type kindMetrics struct {
+	m             *metrics
+	ops           [numOps][numOutcomes][]metric.AddOption
+	duration      [numOps][]metric.RecordOption
+	storageTime   [len(storageCallNames)][]metric.RecordOption
+	storageErrors [len(storageCallNames)][]metric.AddOption
+	conflicts     []metric.AddOption
+}
+
+// done records an operation that began at start and returned found and
+// err. The measurements use a context of their own: the SDK drops a
+// measurement made with a context that has ended, which would hide every
+// canceled operation.
+func (km *kindMetrics) done(op opName, start time.Time, found bool, err error) {
+	took := time.Since(start).Seconds()
+	ctx := context.Background()
+	km.m.ops.Add(ctx, 1, km.ops[op][outcomeOf(found, err)]...)
+	km.m.opDuration.Record(ctx, took, km.duration[op]...)
+}
+
+// storageCall is the kind's actors.Kind.OnStorage.
+func (km *kindMetrics) storageCall(ctx context.Context, call actors.StorageCall, took time.Duration, err error) {
+	if int(call) >= len(storageCallNames) {
+		return
+	}
+	km.m.storageTime.Record(ctx, took.Seconds(), km.storageTime[call]...)
+	switch {
+	case err == nil, errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storage.ErrConflict):
+		km.m.conflicts.Add(ctx, 1, km.conflicts...)
+	default:
+		km.m.storageErrors.Add(ctx, 1, km.storageErrors[call]...)
+	}
+}
