@@ -88,7 +88,11 @@ type Options struct {
 	//     a cache shared by several kinds is reported under the first.
 	//
 	// Durations are recorded in buckets from 10 µs to 10 s; an SDK View
-	// may choose others. Attributes never hold a session ID.
+	// may choose others, or drop the histograms. Attributes never hold a
+	// session ID. Counters are kept in atomics and reported at each
+	// collection; the histograms cost one measurement per operation and
+	// one per storage call (with the SDK at v1.21, some 300 ns each) and
+	// no allocation. Close stops the reports.
 	MeterProvider metric.MeterProvider
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/steward-sessions/steward/actors"
@@ -123,13 +124,16 @@ var storageCallNames = [...]string{
 
 // metrics are an engine's instruments, made once by New when
 // Options.MeterProvider is set.
+//
+// The counters are atomics of the engine's own, reported by a callback at
+// each collection: a synchronous SDK counter costs a lock and a hash of the
+// attribute set per measurement (hundreds of ns), an atomic add a few. The
+// histograms are synchronous: the metric API has no asynchronous ones.
 type metrics struct {
-	ops           metric.Int64Counter
-	opDuration    metric.Float64Histogram
-	storageTime   metric.Float64Histogram
-	storageErrors metric.Int64Counter
-	conflicts     metric.Int64Counter
+	opDuration  metric.Float64Histogram
+	storageTime metric.Float64Histogram
 
+	ops, storageErrors, conflicts    metric.Int64ObservableCounter
 	live, entries                    metric.Int64ObservableGauge
 	spawned, passivations, evictions metric.Int64ObservableCounter
 	hits, misses                     metric.Int64ObservableCounter
@@ -137,7 +141,8 @@ type metrics struct {
 	unregisterOnce                   sync.Once
 	stats                            func() Stats // the engine's
 
-	cachesMu sync.Mutex      // protects caches and observed
+	mu       sync.Mutex      // protects kinds, caches and observed
+	kinds    []*kindMetrics  // appended to only
 	caches   []observedCache // appended to only
 	observed map[any]bool    // the comparable caches in caches
 }
@@ -161,7 +166,7 @@ func newMetrics(mp metric.MeterProvider, stats func() Stats) (*metrics, error) {
 		}
 	}
 	var err error
-	m.ops, err = meter.Int64Counter(metricOperations, metric.WithUnit("{operation}"),
+	m.ops, err = meter.Int64ObservableCounter(metricOperations, metric.WithUnit("{operation}"),
 		metric.WithDescription("Session operations, by kind, op and outcome."))
 	check(err)
 	m.opDuration, err = meter.Float64Histogram(metricOpDuration, metric.WithUnit("s"),
@@ -172,10 +177,10 @@ func newMetrics(mp metric.MeterProvider, stats func() Stats) (*metrics, error) {
 		metric.WithDescription("How long storage calls took, by kind and call."),
 		metric.WithExplicitBucketBoundaries(durationBounds...))
 	check(err)
-	m.storageErrors, err = meter.Int64Counter(metricStorageErrors, metric.WithUnit("{error}"),
+	m.storageErrors, err = meter.Int64ObservableCounter(metricStorageErrors, metric.WithUnit("{error}"),
 		metric.WithDescription("Storage calls that failed (not found and conflicts are not failures), by kind and call."))
 	check(err)
-	m.conflicts, err = meter.Int64Counter(metricConflicts, metric.WithUnit("{conflict}"),
+	m.conflicts, err = meter.Int64ObservableCounter(metricConflicts, metric.WithUnit("{conflict}"),
 		metric.WithDescription("Conditional writes refused because another instance wrote first, by kind."))
 	check(err)
 	m.live, err = meter.Int64ObservableGauge(metricLive, metric.WithUnit("{actor}"),
@@ -201,6 +206,7 @@ func newMetrics(mp metric.MeterProvider, stats func() Stats) (*metrics, error) {
 	check(err)
 	if len(errs) == 0 {
 		m.registration, err = meter.RegisterCallback(m.observe,
+			m.ops, m.storageErrors, m.conflicts,
 			m.live, m.spawned, m.passivations, m.evictions, m.hits, m.misses, m.entries)
 		check(err)
 	}
@@ -210,16 +216,34 @@ func newMetrics(mp metric.MeterProvider, stats func() Stats) (*metrics, error) {
 	return m, nil
 }
 
-// observe reports the observable instruments.
+// observe reports the observable instruments. A counter that is still zero
+// is left out, so that only the outcomes that happened have series.
 func (m *metrics) observe(_ context.Context, o metric.Observer) error {
 	st := m.stats()
 	o.ObserveInt64(m.live, st.LiveActors)
 	o.ObserveInt64(m.spawned, st.Spawned)
 	o.ObserveInt64(m.passivations, st.Passivated)
 	o.ObserveInt64(m.evictions, st.Evicted)
-	m.cachesMu.Lock()
-	caches := m.caches // appended to only: the prefix stays valid
-	m.cachesMu.Unlock()
+	m.mu.Lock()
+	kinds, caches := m.kinds, m.caches // appended to only: the prefixes stay valid
+	m.mu.Unlock()
+	for _, km := range kinds {
+		for op := range km.ops {
+			for out := range km.ops[op] {
+				if n := km.ops[op][out].Load(); n > 0 {
+					o.ObserveInt64(m.ops, n, km.opAttrs[op][out]...)
+				}
+			}
+		}
+		for call := range km.storageErrors {
+			if n := km.storageErrors[call].Load(); n > 0 {
+				o.ObserveInt64(m.storageErrors, n, km.storageErrorAttrs[call]...)
+			}
+		}
+		if n := km.conflicts.Load(); n > 0 {
+			o.ObserveInt64(m.conflicts, n, km.kindAttr...)
+		}
+	}
 	for _, c := range caches {
 		cs := c.c.Stats()
 		o.ObserveInt64(m.hits, int64(cs.Hits), c.attr...)
@@ -237,61 +261,67 @@ func (m *metrics) unregister() error {
 	return err
 }
 
-// forKind precomputes every attribute set of kind name, so that recording
-// a measurement costs no allocation, and starts observing s if it is a
-// cache. A cache shared by several kinds is reported once, under the first
-// kind registered with it.
+// forKind makes the metrics of kind name, with every attribute set they
+// use made now, so that recording a measurement costs no allocation, and
+// starts observing s if it is a cache. A cache shared by several kinds is
+// reported once, under the first kind registered with it.
 func (m *metrics) forKind(name string, s storage.Storage) *kindMetrics {
 	km := &kindMetrics{m: m}
 	kind := attribute.String("kind", name)
 	for op := range numOps {
 		opAttr := attribute.String("op", opNames[op])
-		km.duration[op] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kind, opAttr))}
+		km.durationAttrs[op] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kind, opAttr))}
 		for out := range numOutcomes {
 			set := attribute.NewSet(kind, opAttr, attribute.String("outcome", outcomeNames[out]))
-			km.ops[op][out] = []metric.AddOption{metric.WithAttributeSet(set)}
+			km.opAttrs[op][out] = []metric.ObserveOption{metric.WithAttributeSet(set)}
 		}
 	}
 	for call, callName := range storageCallNames {
 		set := metric.WithAttributeSet(attribute.NewSet(kind, attribute.String("call", callName)))
-		km.storageTime[call] = []metric.RecordOption{set}
-		km.storageErrors[call] = []metric.AddOption{set}
+		km.storageTimeAttrs[call] = []metric.RecordOption{set}
+		km.storageErrorAttrs[call] = []metric.ObserveOption{set}
 	}
-	km.conflicts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kind))}
+	kindSet := metric.WithAttributeSet(attribute.NewSet(kind))
+	km.kindAttr = []metric.ObserveOption{kindSet}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.kinds = append(m.kinds, km)
 	if c, ok := s.(cacheStatser); ok {
-		m.cachesMu.Lock()
 		comparable := reflect.TypeOf(c).Comparable()
 		if !comparable || !m.observed[c] {
 			if comparable {
 				m.observed[c] = true
 			}
-			m.caches = append(m.caches, observedCache{c: c, attr: []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(kind))}})
+			m.caches = append(m.caches, observedCache{c: c, attr: km.kindAttr})
 		}
-		m.cachesMu.Unlock()
 	}
 	return km
 }
 
-// kindMetrics are the instruments of one kind with their attribute sets,
-// each a ready-made option slice: passing one costs no allocation.
+// kindMetrics are the counters of one kind and the attribute sets of its
+// measurements, each a ready-made option slice: passing one costs no
+// allocation.
 type kindMetrics struct {
 	m             *metrics
-	ops           [numOps][numOutcomes][]metric.AddOption
-	duration      [numOps][]metric.RecordOption
-	storageTime   [len(storageCallNames)][]metric.RecordOption
-	storageErrors [len(storageCallNames)][]metric.AddOption
-	conflicts     []metric.AddOption
+	ops           [numOps][numOutcomes]atomic.Int64
+	storageErrors [len(storageCallNames)]atomic.Int64
+	conflicts     atomic.Int64
+
+	opAttrs           [numOps][numOutcomes][]metric.ObserveOption
+	durationAttrs     [numOps][]metric.RecordOption
+	storageTimeAttrs  [len(storageCallNames)][]metric.RecordOption
+	storageErrorAttrs [len(storageCallNames)][]metric.ObserveOption
+	kindAttr          []metric.ObserveOption
 }
 
 // done records an operation that began at start and returned found and
-// err. The measurements use a context of their own: the SDK drops a
+// err. The histogram gets a context of its own: the SDK drops a
 // measurement made with a context that has ended, which would hide every
 // canceled operation.
 func (km *kindMetrics) done(op opName, start time.Time, found bool, err error) {
 	took := time.Since(start).Seconds()
-	ctx := context.Background()
-	km.m.ops.Add(ctx, 1, km.ops[op][outcomeOf(found, err)]...)
-	km.m.opDuration.Record(ctx, took, km.duration[op]...)
+	km.ops[op][outcomeOf(found, err)].Add(1)
+	km.m.opDuration.Record(context.Background(), took, km.durationAttrs[op]...)
 }
 
 // storageCall is the kind's actors.Kind.OnStorage.
@@ -299,12 +329,12 @@ func (km *kindMetrics) storageCall(ctx context.Context, call actors.StorageCall,
 	if int(call) >= len(storageCallNames) {
 		return
 	}
-	km.m.storageTime.Record(ctx, took.Seconds(), km.storageTime[call]...)
+	km.m.storageTime.Record(ctx, took.Seconds(), km.storageTimeAttrs[call]...)
 	switch {
 	case err == nil, errors.Is(err, storage.ErrNotFound):
 	case errors.Is(err, storage.ErrConflict):
-		km.m.conflicts.Add(ctx, 1, km.conflicts...)
+		km.conflicts.Add(1)
 	default:
-		km.m.storageErrors.Add(ctx, 1, km.storageErrors[call]...)
+		km.storageErrors[call].Add(1)
 	}
 }
