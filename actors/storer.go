@@ -73,16 +73,16 @@ func (r *storageReq) do() (res storageResult) {
 		ctx = context.WithoutCancel(ctx)
 	}
 	observe := r.kind.OnStorage
-	var start time.Time
+	var start time.Duration
 	if observe != nil {
-		start = time.Now()
+		start = time.Since(r.kind.epoch) // a monotonic reading only: half the cost of time.Now
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			res = storageResult{err: fmt.Errorf("storage panicked: %v", p)}
 		}
 		if observe != nil {
-			observe(ctx, r.code, time.Since(start), res.err)
+			observe(ctx, r.code, time.Since(r.kind.epoch)-start, res.err)
 		}
 	}()
 	b, v := r.kind.bytes, r.kind.versioned

@@ -57,6 +57,7 @@ type Kind struct {
 	keeper    storage.Keeper // Storage's capability to keep a passivated value at hand, nil without it
 	touch     time.Duration  // persist a sliding expiry once it moved this much
 	inline    bool           // Storage never blocks: call it from the session actor
+	epoch     time.Time      // the System's start: OnStorage's durations are read against it
 }
 
 // System is the actor side of an engine: the dispatcher that routes
@@ -172,6 +173,7 @@ func (s *System) AddKind(k *Kind) {
 		k.keeper = storage.KeeperOf(k.Storage)
 	}
 	k.touch = k.Expiry.Touch()
+	k.epoch = s.started
 	s.kinds = append(s.kinds, k)
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/steward-sessions/steward/actors"
@@ -345,7 +344,7 @@ func (k *Kind[T]) ID(ctx context.Context) string {
 // session.
 func (k *Kind[T]) Get(ctx context.Context) (_ T, found bool, err error) {
 	if m := k.raw.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opGet, start, found, err) }()
 	}
 	var zero T
@@ -365,7 +364,7 @@ func (k *Kind[T]) Get(ctx context.Context) (_ T, found bool, err error) {
 // session (under a new server-generated ID) if the request has none.
 func (k *Kind[T]) Set(ctx context.Context, v T) (err error) {
 	if m := k.raw.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opSet, start, true, err) }()
 	}
 	b, err := k.binding(ctx)
@@ -408,7 +407,7 @@ func (u *setUpdate) Update(actors.Value, bool) (actors.Value, bool, error) { ret
 // after a conflicting write elsewhere it runs again on the newer value.
 func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (_ T, err error) {
 	if m := k.raw.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opUpdate, start, true, err) }()
 	}
 	var zero T
@@ -456,7 +455,7 @@ func (u *typedUpdate[T]) Update(old actors.Value, exists bool) (actors.Value, bo
 // conflicting write elsewhere) and returns that.
 func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (_ T, err error) {
 	if m := k.raw.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opGetOrSet, start, true, err) }()
 	}
 	var zero T
@@ -507,7 +506,7 @@ func (u *getOrSetUpdate[T]) Update(old actors.Value, exists bool) (actors.Value,
 // client. Clearing a request that has no session is not an error.
 func (k *Kind[T]) Clear(ctx context.Context) (err error) {
 	if m := k.raw.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opClear, start, true, err) }()
 	}
 	b, err := k.binding(ctx)
@@ -525,7 +524,7 @@ func (k *Kind[T]) Clear(ctx context.Context) (err error) {
 // there). It returns ErrNoSession if the request has no session.
 func (k *Kind[T]) Renew(ctx context.Context) (err error) {
 	if m := k.raw.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opRenew, start, true, err) }()
 	}
 	b, err := k.binding(ctx)

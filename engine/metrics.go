@@ -140,6 +140,7 @@ type metrics struct {
 	registration                     metric.Registration
 	unregisterOnce                   sync.Once
 	stats                            func() Stats // the engine's
+	epoch                            time.Time    // operations are timed against it (see start)
 
 	mu       sync.Mutex      // protects kinds, caches and observed
 	kinds    []*kindMetrics  // appended to only
@@ -157,7 +158,7 @@ type observedCache struct {
 }
 
 func newMetrics(mp metric.MeterProvider, stats func() Stats) (*metrics, error) {
-	m := &metrics{stats: stats, observed: make(map[any]bool)}
+	m := &metrics{stats: stats, epoch: time.Now(), observed: make(map[any]bool)}
 	meter := mp.Meter(meterName)
 	var errs []error
 	check := func(err error) {
@@ -314,12 +315,17 @@ type kindMetrics struct {
 	kindAttr          []metric.ObserveOption
 }
 
+// start returns the instant an operation starts, for done: a monotonic
+// reading since the metrics were made, which costs half a time.Now (that
+// reads the wall clock too).
+func (km *kindMetrics) start() time.Duration { return time.Since(km.m.epoch) }
+
 // done records an operation that began at start and returned found and
 // err. The histogram gets a context of its own: the SDK drops a
 // measurement made with a context that has ended, which would hide every
 // canceled operation.
-func (km *kindMetrics) done(op opName, start time.Time, found bool, err error) {
-	took := time.Since(start).Seconds()
+func (km *kindMetrics) done(op opName, start time.Duration, found bool, err error) {
+	took := (time.Since(km.m.epoch) - start).Seconds()
 	km.ops[op][outcomeOf(found, err)].Add(1)
 	km.m.opDuration.Record(context.Background(), took, km.durationAttrs[op]...)
 }

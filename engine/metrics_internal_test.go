@@ -60,7 +60,7 @@ func BenchmarkRecord(b *testing.B) {
 	b.Run("operation", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			km.done(opUpdate, time.Now(), true, nil)
+			km.done(opUpdate, km.start(), true, nil)
 		}
 	})
 	b.Run("storage-call", func(b *testing.B) {
@@ -73,7 +73,7 @@ func BenchmarkRecord(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				km.done(opGet, time.Now(), true, nil)
+				km.done(opGet, km.start(), true, nil)
 			}
 		})
 	})

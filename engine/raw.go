@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/steward-sessions/steward/actors"
 	"github.com/steward-sessions/steward/internal/record"
@@ -88,7 +87,7 @@ func StorageKey(id string) string { return record.DigestOf(id).StorageID() }
 // and returns the ID.
 func (k *RawKind) Create(ctx context.Context, value []byte) (_ string, err error) {
 	if m := k.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opCreate, start, true, err) }()
 	}
 	if k.client {
@@ -114,7 +113,7 @@ func (k *RawKind) Create(ctx context.Context, value []byte) (_ string, err error
 // Load returns the value of session id, or ErrNoSession.
 func (k *RawKind) Load(ctx context.Context, id string) (_ []byte, err error) {
 	if m := k.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opGet, start, true, err) }()
 	}
 	if err := k.check(id); err != nil {
@@ -134,7 +133,7 @@ func (k *RawKind) Load(ctx context.Context, id string) (_ []byte, err error) {
 // ErrNoSession, and stores nothing, if id has no session.
 func (k *RawKind) Store(ctx context.Context, id string, value []byte) (err error) {
 	if m := k.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opSet, start, true, err) }()
 	}
 	v := bytes.Clone(value)
@@ -154,7 +153,7 @@ func (k *RawKind) Store(ctx context.Context, id string, value []byte) (err error
 // id has no session.
 func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]byte, error)) (_ []byte, err error) {
 	if m := k.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opUpdate, start, true, err) }()
 	}
 	return k.update(ctx, id, fn)
@@ -189,7 +188,7 @@ func (k *RawKind) update(ctx context.Context, id string, fn func(old []byte) ([]
 // not an error.
 func (k *RawKind) Invalidate(ctx context.Context, id string) (err error) {
 	if m := k.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opInvalidate, start, true, err) }()
 	}
 	if k.client {
@@ -207,7 +206,7 @@ func (k *RawKind) Invalidate(ctx context.Context, id string) (err error) {
 // already in flight; here every call begins when it is made).
 func (k *RawKind) Renew(ctx context.Context, id string) (_ string, err error) {
 	if m := k.met; m != nil {
-		start := time.Now()
+		start := m.start()
 		defer func() { m.done(opRenew, start, true, err) }()
 	}
 	if err := k.check(id); err != nil {
