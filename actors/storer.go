@@ -11,12 +11,26 @@ import (
 	"github.com/steward-sessions/steward/internal/record"
 )
 
-type storageCode uint8
+// StorageCall says which storage method a storage call runs, for
+// Kind.OnStorage.
+type StorageCall uint8
 
 const (
-	stRead storageCode = iota
-	stWrite
-	stDelete
+	// StorageLoad is Load (LoadVersioned on a Versioned storage).
+	StorageLoad StorageCall = iota
+	// StorageSave is Save (SaveIf on a Versioned storage).
+	StorageSave
+	// StorageDelete is Delete.
+	StorageDelete
+)
+
+// storageCode and the st names are the session actor's names for them.
+type storageCode = StorageCall
+
+const (
+	stRead   = StorageLoad
+	stWrite  = StorageSave
+	stDelete = StorageDelete
 )
 
 func (c storageCode) String() string {
@@ -52,17 +66,25 @@ type storageResult struct {
 }
 
 func (r *storageReq) do() (res storageResult) {
-	defer func() {
-		if p := recover(); p != nil {
-			res = storageResult{err: fmt.Errorf("storage panicked: %v", p)}
-		}
-	}()
 	// The caller may stop waiting, but a storage call that started runs to
 	// its end so that the session actor's view matches the storage.
 	ctx := r.ctx
 	if ctx.Done() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
+	observe := r.kind.OnStorage
+	var start time.Duration
+	if observe != nil {
+		start = time.Since(r.kind.epoch) // a monotonic reading only: half the cost of time.Now
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			res = storageResult{err: fmt.Errorf("storage panicked: %v", p)}
+		}
+		if observe != nil {
+			observe(ctx, r.code, time.Since(r.kind.epoch)-start, res.err)
+		}
+	}()
 	b, v := r.kind.bytes, r.kind.versioned
 	switch {
 	case r.code == stRead && v != nil:

@@ -45,6 +45,14 @@ type Kind struct {
 	// Emit, when set, is given every Event of the kind's sessions, on the
 	// session's actor: it must not block.
 	Emit func(Event)
+	// OnStorage, if set, is told of every storage call of the kind once it
+	// returned, before the session actor goes on: which call, how long the
+	// storage took, and its error as the storage returned it
+	// (storage.ErrNotFound and storage.ErrConflict included; a panic as an
+	// error). ctx is the operation's, without its cancellation. It runs on
+	// the goroutine that made the call: it must be quick and never block.
+	// The engine records metrics with it.
+	OnStorage func(ctx context.Context, call StorageCall, took time.Duration, err error)
 
 	index int
 	bytes storage.BytesStorage // Storage, or a buffering view of it
@@ -56,6 +64,7 @@ type Kind struct {
 	touch     time.Duration  // persist a sliding expiry once it moved this much
 	inline    bool           // Storage never blocks: call it from the session actor
 	health    health         // whether Storage is known to be down
+	epoch     time.Time      // the System's start: OnStorage's durations are read against it
 }
 
 // System is the actor side of an engine: the dispatcher that routes
@@ -171,6 +180,7 @@ func (s *System) AddKind(k *Kind) {
 		k.keeper = storage.KeeperOf(k.Storage)
 	}
 	k.touch = k.Expiry.Touch()
+	k.epoch = s.started
 	s.kinds = append(s.kinds, k)
 }
 

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strconv"
 	"sync"
@@ -11,10 +12,24 @@ import (
 
 	"github.com/steward-sessions/steward/engine"
 	"github.com/steward-sessions/steward/storage"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // The engine's figures beside a mutex-protected map doing the same work
-// (the limit): go test -run '^$' -bench . ./engine/
+// (the limit): go test -run '^$' -bench . ./engine/ (add -args -metrics to
+// record metrics into an OpenTelemetry SDK meanwhile)
+
+var benchMetrics = flag.Bool("metrics", false, "benchmarks: record metrics into an OpenTelemetry SDK MeterProvider")
+
+// benchOptions are opts, with a MeterProvider under -metrics.
+func benchOptions(b *testing.B, opts engine.Options) engine.Options {
+	if *benchMetrics {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+		opts.MeterProvider = mp
+	}
+	return opts
+}
 
 // goroutines runs body from n goroutines in total (b.RunParallel starts
 // parallelism × GOMAXPROCS of them).
@@ -33,7 +48,7 @@ func BenchmarkUpdate(b *testing.B) {
 	for _, sessions := range []int{1, 10_000} {
 		for _, workers := range []int{1, 64} {
 			b.Run(fmt.Sprintf("sessions=%d/goroutines=%d", sessions, workers), func(b *testing.B) {
-				eng := newEngine(b, engine.Options{})
+				eng := newEngine(b, benchOptions(b, engine.Options{}))
 				k := register(b, eng, storage.NewMemory(storage.MemoryOptions{}), engine.KindOptions{})
 				ids := make([]string, sessions)
 				for i := range ids {
@@ -110,7 +125,7 @@ func BenchmarkMutexMap(b *testing.B) {
 }
 
 func BenchmarkGet(b *testing.B) {
-	eng := newEngine(b, engine.Options{})
+	eng := newEngine(b, benchOptions(b, engine.Options{}))
 	k := register(b, eng, storage.NewMemory(storage.MemoryOptions{}), engine.KindOptions{})
 	ids := make([]string, 10_000)
 	for i := range ids {
@@ -140,7 +155,7 @@ func BenchmarkFirstUse(b *testing.B) {
 	for i := range ids {
 		ids[i], _ = ks.Create(context.Background(), []byte("1"))
 	}
-	eng := newEngine(b, engine.Options{})
+	eng := newEngine(b, benchOptions(b, engine.Options{}))
 	k := register(b, eng, store, engine.KindOptions{})
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -158,7 +173,7 @@ func BenchmarkFirstUse(b *testing.B) {
 // every millisecond, PassivateAfter 4 ms) stops every actor again; the
 // figure is that total per session, and lifecycles/s.
 func BenchmarkPassivation(b *testing.B) {
-	eng := newEngine(b, engine.Options{PassivateAfter: 4 * time.Millisecond})
+	eng := newEngine(b, benchOptions(b, engine.Options{PassivateAfter: 4 * time.Millisecond}))
 	k := register(b, eng, storage.NewMemory(storage.MemoryOptions{}), engine.KindOptions{})
 	ctx := context.Background()
 	b.ReportAllocs()

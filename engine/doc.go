@@ -57,6 +57,16 @@
 // recently used idle ones passivate first, and an operation on an ID that
 // has no session keeps no actor.
 //
+// # Metrics
+//
+// With Options.MeterProvider the engine records its metrics through the
+// OpenTelemetry metric API: operations by kind, op and outcome, their
+// durations, storage call durations, errors and conflicts, live actors,
+// passivations, evictions, and the hits and misses of a storage.Cache (the
+// list, with units, is on Options.MeterProvider). It never starts an
+// exporter and never reads the global provider; without a MeterProvider
+// nothing is recorded and nothing is paid.
+//
 // # Shutdown
 //
 // Close drains: every acknowledged write is in its storage when it returns,

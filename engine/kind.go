@@ -343,7 +343,11 @@ func (k *Kind[T]) ID(ctx context.Context) string {
 // Get returns the current request's session value and true, or the zero
 // value and false if the request has no session. Get never creates a
 // session.
-func (k *Kind[T]) Get(ctx context.Context) (T, bool, error) {
+func (k *Kind[T]) Get(ctx context.Context) (_ T, found bool, err error) {
+	if m := k.raw.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opGet, start, found, err) }()
+	}
 	var zero T
 	b, err := k.binding(ctx)
 	if err != nil {
@@ -359,7 +363,11 @@ func (k *Kind[T]) Get(ctx context.Context) (T, bool, error) {
 
 // Set stores v as the current request's session value, creating the
 // session (under a new server-generated ID) if the request has none.
-func (k *Kind[T]) Set(ctx context.Context, v T) error {
+func (k *Kind[T]) Set(ctx context.Context, v T) (err error) {
+	if m := k.raw.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opSet, start, true, err) }()
+	}
 	b, err := k.binding(ctx)
 	if err != nil {
 		return err
@@ -398,7 +406,11 @@ func (u *setUpdate) Update(actors.Value, bool) (actors.Value, bool, error) { ret
 // update function at that moment (waiting could close a cycle). With a
 // storage shared by several instances (Redis) fn may run more than once:
 // after a conflicting write elsewhere it runs again on the newer value.
-func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (T, error) {
+func (k *Kind[T]) Update(ctx context.Context, fn func(v *T) error) (_ T, err error) {
+	if m := k.raw.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opUpdate, start, true, err) }()
+	}
 	var zero T
 	b, err := k.binding(ctx)
 	if err != nil {
@@ -442,7 +454,11 @@ func (u *typedUpdate[T]) Update(old actors.Value, exists bool) (actors.Value, bo
 // none, it stores the value returned by create (called inside the
 // session's actor, with Update's rules; at most once but after a
 // conflicting write elsewhere) and returns that.
-func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (T, error) {
+func (k *Kind[T]) GetOrSet(ctx context.Context, create func() T) (_ T, err error) {
+	if m := k.raw.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opGetOrSet, start, true, err) }()
+	}
 	var zero T
 	b, err := k.binding(ctx)
 	if err != nil {
@@ -489,7 +505,11 @@ func (u *getOrSetUpdate[T]) Update(old actors.Value, exists bool) (actors.Value,
 
 // Clear ends the current request's session and removes its ID from the
 // client. Clearing a request that has no session is not an error.
-func (k *Kind[T]) Clear(ctx context.Context) error {
+func (k *Kind[T]) Clear(ctx context.Context) (err error) {
+	if m := k.raw.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opClear, start, true, err) }()
+	}
 	b, err := k.binding(ctx)
 	if err != nil {
 		return err
@@ -524,7 +544,11 @@ func (k *Kind[T]) Pop(ctx context.Context) (T, bool, error) {
 // keep reaching the session for the kind's RenewGrace, but never learn the
 // new ID; requests that arrive later with the old ID get ErrRenewed (see
 // there). It returns ErrNoSession if the request has no session.
-func (k *Kind[T]) Renew(ctx context.Context) error {
+func (k *Kind[T]) Renew(ctx context.Context) (err error) {
+	if m := k.raw.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opRenew, start, true, err) }()
+	}
 	b, err := k.binding(ctx)
 	if err != nil {
 		return err

@@ -36,7 +36,8 @@ type RawKind struct {
 	eng    *Engine
 	kind   *actors.Kind
 	codec  Codec
-	client bool // no storage: values travel to the client
+	client bool         // no storage: values travel to the client
+	met    *kindMetrics // nil without Options.MeterProvider
 
 	owners      *actors.Kind // the owners' indexes, on the same storage
 	events      *events      // delivers OnEvent's events; nil without it
@@ -90,7 +91,11 @@ func StorageKey(id string) string { return record.DigestOf(id).StorageID() }
 
 // Create starts a session holding value under a new server-generated ID
 // and returns the ID.
-func (k *RawKind) Create(ctx context.Context, value []byte) (string, error) {
+func (k *RawKind) Create(ctx context.Context, value []byte) (_ string, err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opCreate, start, true, err) }()
+	}
 	if k.client {
 		return "", ErrServerSideOnly
 	}
@@ -112,7 +117,11 @@ func (k *RawKind) Create(ctx context.Context, value []byte) (string, error) {
 }
 
 // Load returns the value of session id, or ErrNoSession.
-func (k *RawKind) Load(ctx context.Context, id string) ([]byte, error) {
+func (k *RawKind) Load(ctx context.Context, id string) (_ []byte, err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opGet, start, true, err) }()
+	}
 	if err := k.check(id); err != nil {
 		return nil, err
 	}
@@ -128,12 +137,16 @@ func (k *RawKind) Load(ctx context.Context, id string) ([]byte, error) {
 
 // Store replaces the value of the existing session id. It returns
 // ErrNoSession, and stores nothing, if id has no session.
-func (k *RawKind) Store(ctx context.Context, id string, value []byte) error {
+func (k *RawKind) Store(ctx context.Context, id string, value []byte) (err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opSet, start, true, err) }()
+	}
 	v := bytes.Clone(value)
 	if v == nil {
 		v = []byte{}
 	}
-	_, err := k.Update(ctx, id, func([]byte) ([]byte, error) { return v, nil })
+	_, err = k.update(ctx, id, func([]byte) ([]byte, error) { return v, nil })
 	return err
 }
 
@@ -144,7 +157,15 @@ func (k *RawKind) Store(ctx context.Context, id string, value []byte) error {
 // ErrReentrant). If fn returns an error, nothing is stored and Update
 // returns that error. Update returns the stored value, or ErrNoSession if
 // id has no session.
-func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]byte, error)) ([]byte, error) {
+func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]byte, error)) (_ []byte, err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opUpdate, start, true, err) }()
+	}
+	return k.update(ctx, id, fn)
+}
+
+func (k *RawKind) update(ctx context.Context, id string, fn func(old []byte) ([]byte, error)) ([]byte, error) {
 	if err := k.check(id); err != nil {
 		return nil, err
 	}
@@ -171,7 +192,11 @@ func (k *RawKind) Update(ctx context.Context, id string, fn func(old []byte) ([]
 // devices"). Invalidating an ID that was renewed less than RenewGrace ago
 // ends the renewed session too. Invalidating an ID that has no session is
 // not an error.
-func (k *RawKind) Invalidate(ctx context.Context, id string) error {
+func (k *RawKind) Invalidate(ctx context.Context, id string) (err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opInvalidate, start, true, err) }()
+	}
 	if k.client {
 		return ErrServerSideOnly
 	}
@@ -242,7 +267,11 @@ func (k *RawKind) Take(ctx context.Context, id string) ([]byte, error) {
 // new ID; call it on login (against session fixation). From then on the
 // old ID answers ErrRenewed (the grace of request bindings is for requests
 // already in flight; here every call begins when it is made).
-func (k *RawKind) Renew(ctx context.Context, id string) (string, error) {
+func (k *RawKind) Renew(ctx context.Context, id string) (_ string, err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opRenew, start, true, err) }()
+	}
 	if err := k.check(id); err != nil {
 		return "", err
 	}

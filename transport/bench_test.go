@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -10,7 +11,21 @@ import (
 	"github.com/steward-sessions/steward/engine"
 	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/transport"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
+
+var benchMetrics = flag.Bool("metrics", false, "benchmarks and allocation pins: record metrics into an OpenTelemetry SDK MeterProvider")
+
+// benchOptions are opts, with a MeterProvider under -metrics (go test
+// -bench . ./transport/ -args -metrics).
+func benchOptions(tb testing.TB, opts engine.Options) engine.Options {
+	if *benchMetrics {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		tb.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+		opts.MeterProvider = mp
+	}
+	return opts
+}
 
 // discardWriter is a ResponseWriter that keeps only its header map, so that
 // the benchmarks measure the middleware and not a recorder.
@@ -26,7 +41,7 @@ func (w *discardWriter) WriteHeader(int)             {}
 // with memory set.
 func benchSetup(tb testing.TB, op func(k *engine.Kind[counter]) http.HandlerFunc, memory ...bool) (http.Handler, *http.Request) {
 	tb.Helper()
-	eng, err := engine.New(engine.Options{})
+	eng, err := engine.New(benchOptions(tb, engine.Options{}))
 	if err != nil {
 		tb.Fatal(err)
 	}

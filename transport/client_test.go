@@ -41,7 +41,7 @@ type clientApp struct {
 func newClientApp(t testing.TB, name string, codec engine.Codec, bind func(k *engine.Kind[cart]) transport.Binding) *clientApp {
 	t.Helper()
 	clk := newClock()
-	eng, err := engine.New(engine.Options{Now: clk.Now})
+	eng, err := engine.New(benchOptions(t, engine.Options{Now: clk.Now}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@
 //	                          [-transport cookie|header]
 //	                          [-mode server|client] [-secret-file PATH]
 //	                          [-read-header-timeout 5s] [-read-timeout 10s] [-write-timeout 15s] [-idle-timeout 30s]
-//	                          [-tls-cert PEM -tls-key PEM | -secure]
+//	                          [-tls-cert PEM -tls-key PEM | -secure] [-metrics]
 //
 // It prints "listening on http://ADDR" ("https://ADDR" with -tls-cert and
 // -tls-key: it serves HTTPS) once it accepts connections and closes
@@ -16,6 +16,13 @@
 //	POST /increment  200 {"count": N}  atomic +1 through the engine's Update
 //	POST /renew      200 {"count": N}  same value under a new session ID
 //	POST /logout     204               session cleared, cookie expired / header emptied
+//	GET  /metrics    200               with -metrics: the engine's metrics in Prometheus text format
+//
+// With -metrics it also prints "metrics on http://ADDR/metrics" and serves
+// there, beside the other endpoints, every steward_ series the engine
+// records (README, "Metrics"), through the OpenTelemetry SDK and its
+// Prometheus exporter on a registry of its own. Let only your scraper reach
+// that path.
 //
 // Sessions live in ./.sessions by default (-storage directory, with a
 // 60-second cache in front), so they survive a restart; -storage memory
@@ -67,10 +74,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/steward-sessions/steward/engine"
 	"github.com/steward-sessions/steward/storage"
 	"github.com/steward-sessions/steward/storage/redisstore"
 	"github.com/steward-sessions/steward/transport"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // Count is the session value.
@@ -87,6 +98,7 @@ type config struct {
 	Transport string // cookie | header
 	Mode      string // server | client
 	Verbose   bool
+	Metrics   bool // serve /metrics
 
 	// The secret, 32 bytes in hex, comes from at most one of these; none
 	// means no secret.
@@ -157,6 +169,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) of -tls-cert")
 	fs.BoolVar(&cfg.Secure, "secure", false, "clients come over HTTPS through a proxy that terminates TLS: cookies are Secure, named __Host-")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log the engine's debug messages to stderr")
+	fs.BoolVar(&cfg.Metrics, "metrics", false, "serve the engine's metrics at /metrics in Prometheus text format")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -203,11 +216,17 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	served := make(chan error, 1)
+	scheme := "http"
 	if srv.TLSConfig != nil {
-		fmt.Fprintf(stdout, "listening on https://%s\n", ln.Addr())
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "listening on %s://%s\n", scheme, ln.Addr())
+	if app.metrics != nil {
+		fmt.Fprintf(stdout, "metrics on %s://%s/metrics\n", scheme, ln.Addr())
+	}
+	if srv.TLSConfig != nil {
 		go func() { served <- srv.ServeTLS(ln, "", "") }() // the certificate is in TLSConfig
 	} else {
-		fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 		go func() { served <- srv.Serve(ln) }()
 	}
 
@@ -279,6 +298,7 @@ type app struct {
 	log     *slog.Logger
 	eng     *engine.Engine
 	counts  *engine.Kind[Count]
+	metrics *sdkmetric.MeterProvider // with -metrics
 	handler http.Handler
 }
 
@@ -306,13 +326,22 @@ func newApp(cfg config) (*app, error) {
 	// for this host alone (no Domain) and Path=/: a sibling subdomain or a
 	// plain-HTTP page cannot plant or overwrite it.
 	secure := overTLS || cfg.Secure
-	eng, err := engine.New(engine.Options{Logger: logger, PassivateAfter: cfg.PassivateAfter})
+	opts := engine.Options{Logger: logger, PassivateAfter: cfg.PassivateAfter}
+	var metrics http.Handler
+	var mp *sdkmetric.MeterProvider
+	if cfg.Metrics {
+		if mp, metrics, err = newMetrics(); err != nil {
+			return nil, err
+		}
+		opts.MeterProvider = mp
+	}
+	eng, err := engine.New(opts)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{log: logger, eng: eng}
+	a := &app{log: logger, eng: eng, metrics: mp}
 	fail := func(err error) (*app, error) {
-		_ = eng.Close(context.Background())
+		_ = a.close(context.Background())
 		return nil, err
 	}
 	var (
@@ -340,11 +369,11 @@ func newApp(cfg config) (*app, error) {
 		return fail(fmt.Errorf("unknown -mode %q (want server or client)", cfg.Mode))
 	}
 
-	opts := engine.KindOptions{Storage: store}
+	kind := engine.KindOptions{Storage: store}
 	if store != nil {
-		opts.NewID = newID
+		kind.NewID = newID
 	}
-	a.counts, err = engine.Register[Count](eng, name, opts)
+	a.counts, err = engine.Register[Count](eng, name, kind)
 	if err != nil {
 		if c, ok := store.(io.Closer); ok {
 			_ = c.Close() // the engine owns it only once registered
@@ -379,8 +408,33 @@ func newApp(cfg config) (*app, error) {
 	// Origin (curl, API clients) pass.
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(a.crossOrigin))
-	a.handler = noStore(csrf.Handler(sessions(mux)))
+	h := csrf.Handler(sessions(mux))
+	if metrics != nil {
+		// Beside the application, not behind its sessions: a scrape
+		// carries no cookie and touches no session.
+		top := http.NewServeMux()
+		top.Handle("GET /metrics", metrics)
+		top.Handle("/", h)
+		h = top
+	}
+	a.handler = noStore(h)
 	return a, nil
+}
+
+// newMetrics returns the MeterProvider the engine records into and the
+// handler that serves what it recorded in Prometheus text format: the
+// OpenTelemetry SDK read by its Prometheus exporter, on a registry of its
+// own (never the default one, so nothing else is served), without the
+// exporter's target_info and otel_scope_info series, so that every series
+// is the engine's, prefixed steward_.
+func newMetrics() (*sdkmetric.MeterProvider, http.Handler, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutTargetInfo(), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	return mp, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), nil
 }
 
 // newID generates session IDs of 26 base32 characters, 130 random bits
@@ -408,7 +462,14 @@ func (a *app) crossOrigin(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": "cross-origin request refused"})
 }
 
-func (a *app) close(ctx context.Context) error { return a.eng.Close(ctx) }
+// close closes the engine, then the metrics that recorded it.
+func (a *app) close(ctx context.Context) error {
+	err := a.eng.Close(ctx)
+	if err == nil && a.metrics != nil {
+		err = a.metrics.Shutdown(ctx)
+	}
+	return err
+}
 
 // openStorage opens the storage that -storage names.
 func openStorage(cfg config) (storage.Storage, error) {
