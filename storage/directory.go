@@ -93,8 +93,17 @@ type DirectoryOptions struct {
 	// work runs between two rests. Default (zero or negative): 1000.
 	SweepBatch int
 
-	// Logger receives warnings about corrupt files and failed sweeps.
-	// Default (nil): nothing is logged.
+	// CheckInterval is how often a background goroutine checks that the
+	// directory and its lock file are still the ones NewDirectory locked
+	// (see "Removal and replacement" in Directory): a Directory that only
+	// reads finds a change within CheckInterval. Every write, removal and
+	// sweep checks anyway before it touches a file. Default (zero): 1
+	// second. Negative: no background check.
+	CheckInterval time.Duration
+
+	// Logger receives warnings about corrupt files and failed sweeps, and
+	// an error when the directory is found removed or replaced. Default
+	// (nil): nothing is logged.
 	Logger *slog.Logger
 }
 
@@ -138,6 +147,24 @@ type DirectoryOptions struct {
 // remembers the current slot of up to 65,536 IDs, so that a write does not
 // have to read both slots first.
 //
+// # Removal and replacement
+//
+// A lock protects only while its file is the one at the path: once the
+// directory is removed or renamed and another made at its path, or the
+// lock file alone is removed or replaced, a second Directory can lock the
+// new lock file, and the two would overwrite each other's sessions. So a
+// Directory checks that the directory and the lock file at their paths are
+// still the ones it locked (their device and inode numbers; os.SameFile
+// where there are none): before every write, removal and sweep pass, and
+// every DirectoryOptions.CheckInterval (1 second) in the background. Once
+// it finds a change, every operation, reads included, returns an error
+// wrapping ErrDirectoryGone that says what changed, the change is logged
+// once (at level Error), and the Directory never makes the directory again
+// nor takes a new lock: its sessions are not lost in silence, and it never
+// writes over a Directory opened on the path since. An operation already
+// past its check when the change happens may still complete, in the new
+// directory if one was made at the path; the next one fails.
+//
 // # Expiry and sweeping
 //
 // A value past its expiry reads as ErrNotFound; the expiry is in the
@@ -163,8 +190,10 @@ type Directory struct {
 	log   *slog.Logger
 	batch int
 
-	lock      *os.File // the locked lock file, kept open
-	errClosed error    // returned by operations after Close
+	lock      *os.File              // the locked lock file, kept open
+	fence     dirFence              // what the lock protects, checked by checkFence
+	gone      atomic.Pointer[error] // the ErrDirectoryGone error once a change is found
+	errClosed error                 // returned by operations after Close
 
 	stripes []dirStripe
 	bufs    sync.Pool // *[]byte scratch buffers of dirBufSize
@@ -173,9 +202,10 @@ type Directory struct {
 	cursor  sweepCursor // where the next Sweep starts
 
 	closed    atomic.Bool
-	stopCtx   context.Context // cancelled by Close: stops the sweeper
+	stopCtx   context.Context // cancelled by Close: stops the sweeper and watchLoop
 	stop      context.CancelFunc
 	done      chan struct{} // closed when the sweeper has returned; nil without one
+	watchDone chan struct{} // closed when watchLoop has returned; nil without it
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -235,6 +265,10 @@ func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
 			return nil, err
 		}
 	}
+	rootID, err := statID(root)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
 	lockPath := filepath.Join(root, dirLockName)
 	lf, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -247,6 +281,13 @@ func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
 			return nil, fmt.Errorf("%w: %s is locked%s", ErrLocked, lockPath, holder)
 		}
 		return nil, fmt.Errorf("storage: locking %s: %w", lockPath, err)
+	}
+	// The directory or the lock file may have been replaced since they
+	// were made and opened: the lock would protect nothing.
+	fence, err := newFence(root, lockPath, rootID, lf)
+	if err != nil {
+		lf.Close()
+		return nil, err
 	}
 	// Record who holds the lock, for the error of the next one. Only a
 	// diagnostic: failing to write it is no reason to fail.
@@ -261,6 +302,7 @@ func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
 		log:       opts.Logger,
 		batch:     opts.SweepBatch,
 		lock:      lf,
+		fence:     fence,
 		errClosed: fmt.Errorf("storage: session directory %s: %w", root, os.ErrClosed),
 		stripes:   make([]dirStripe, dirStripes),
 	}
@@ -297,6 +339,14 @@ func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
 		d.done = make(chan struct{})
 		go d.sweepLoop(interval)
 	}
+	check := opts.CheckInterval
+	if check == 0 {
+		check = defaultCheckInterval
+	}
+	if check > 0 {
+		d.watchDone = make(chan struct{})
+		go d.watchLoop(check)
+	}
 	return d, nil
 }
 
@@ -311,16 +361,20 @@ func lockHolder(f *os.File) string {
 	return " by process " + pid
 }
 
-// Close stops the background sweeper, waits for the operations in
+// Close stops the background goroutines, waits for the operations in
 // progress, and releases the lock. Operations called afterwards return an
 // error wrapping os.ErrClosed. Calling Close again returns the result of
-// the first call.
+// the first call. Closing a Directory whose directory is gone (see
+// ErrDirectoryGone) releases what it holds and returns nil.
 func (d *Directory) Close() error {
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)
 		d.stop()
 		if d.done != nil {
 			<-d.done
+		}
+		if d.watchDone != nil {
+			<-d.watchDone
 		}
 		for i := range d.stripes {
 			s := &d.stripes[i]
@@ -355,6 +409,10 @@ func (d *Directory) begin(id string, h uint64) (s *dirStripe, st slotState, cach
 		if d.closed.Load() {
 			s.mu.Unlock()
 			return nil, slotState{}, false, d.errClosed
+		}
+		if err := d.goneErr(); err != nil {
+			s.mu.Unlock()
+			return nil, slotState{}, false, err
 		}
 		ch, ok := s.busy[id]
 		if !ok {
@@ -491,7 +549,7 @@ func (d *Directory) Delete(ctx context.Context, id string) error {
 
 // store writes data as the new value of the valid id over the slot that is
 // not current, in place.
-func (d *Directory) store(id string, expires int64, data []byte) error {
+func (d *Directory) store(id string, expires int64, data []byte) (err error) {
 	h := dirHash(id)
 	s, st, cached, err := d.begin(id, h)
 	if err != nil {
@@ -499,6 +557,10 @@ func (d *Directory) store(id string, expires int64, data []byte) error {
 	}
 	op, newSt := cacheKeep, st
 	defer func() { d.end(s, id, op, newSt) }()
+	if err := d.checkFence(); err != nil {
+		return err
+	}
+	defer d.explain(&err)
 
 	p := pathsFor(d.root, id, h)
 	bp := d.getBuf()
@@ -648,13 +710,17 @@ func (d *Directory) mkdirs(p *slotPaths) error {
 
 // remove removes both slots of the valid id, the older first, so that an
 // interruption never leaves an older value to come back.
-func (d *Directory) remove(id string) error {
+func (d *Directory) remove(id string) (err error) {
 	h := dirHash(id)
 	s, st, cached, err := d.begin(id, h)
 	if err != nil {
 		return err
 	}
 	defer d.end(s, id, cacheDrop, slotState{})
+	if err := d.checkFence(); err != nil {
+		return err
+	}
+	defer d.explain(&err)
 
 	p := pathsFor(d.root, id, h)
 	order := [2]int{0, 1}
@@ -688,6 +754,17 @@ func (d *Directory) remove(id string) error {
 		return syncDir(p.leaf)
 	}
 	return nil
+}
+
+// explain replaces the error *err of a write or removal by the error
+// wrapping ErrDirectoryGone when the directory or the lock file changed
+// while it ran: the change is the cause, and what the caller must see.
+func (d *Directory) explain(err *error) {
+	if *err != nil {
+		if gone := d.checkFence(); gone != nil {
+			*err = gone
+		}
+	}
 }
 
 // syncDir fsyncs a directory, making the creations and removals of names

@@ -23,3 +23,12 @@ func changeTime(fi fs.FileInfo) time.Time {
 	}
 	return time.Unix(st.Ctim.Unix())
 }
+
+// processCPU returns the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -91,7 +91,9 @@ type sweepResult struct {
 //
 // Cancelling ctx stops the pass between two sessions and returns ctx's
 // error. An error on a single file or directory does not stop the pass;
-// the first one is returned. Passes run one at a time.
+// the first one is returned. A pass checks first that the directory is
+// still the one locked, and returns an error wrapping ErrDirectoryGone if
+// not. Passes run one at a time.
 func (d *Directory) Sweep(ctx context.Context) (removed int, err error) {
 	res, err := d.sweep(ctx, true, true)
 	return res.removed, err
@@ -107,6 +109,9 @@ func (d *Directory) sweep(ctx context.Context, prune, wrap bool) (sweepResult, e
 	}
 	d.sweepMu.Lock()
 	defer d.sweepMu.Unlock()
+	if err := d.checkFence(); err != nil {
+		return sweepResult{}, err
+	}
 	p := &sweepPass{d: d, ctx: ctx, now: d.nowNanos(), prune: prune, dirs: 2*d.batch + 3}
 	start := d.cursor
 	stop, err := p.walk(nil)
@@ -145,6 +150,8 @@ func (d *Directory) sweepLoop(interval time.Duration) {
 		res, err := d.sweep(d.stopCtx, !behind, false)
 		took := time.Since(start)
 		switch {
+		case errors.Is(err, ErrDirectoryGone):
+			return // final, and logged by checkFence
 		case err != nil && !d.closed.Load():
 			d.log.Warn("storage: sweeping the session directory", "dir", d.root, "removed", res.removed, "error", err)
 		case res.removed > 0:
@@ -333,7 +340,7 @@ func (p *sweepPass) leaf(top, sub string, limit *sweepCursor) (stop sweepStop, g
 		}
 		removed, err := d.sweepSession(s.id, p.now)
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, ErrDirectoryGone) {
 				return sweepBudget, false, err
 			}
 			p.fail(err)

@@ -4,6 +4,7 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
@@ -33,6 +34,48 @@ func lockFile(f *os.File) error {
 		return errWouldBlock
 	}
 	return lockErr
+}
+
+// fileID identifies a file: its device and inode numbers. While a file is
+// open its inode number is not reused, so a path whose fileID is the one of
+// an open file names that file.
+type fileID struct{ dev, ino uint64 }
+
+// same reports whether a and b are the same file.
+func (a fileID) same(b fileID) bool { return a == b }
+
+// statID returns the identity of the file at path, following symbolic
+// links, without allocating a FileInfo.
+func statID(path string) (fileID, error) {
+	var st syscall.Stat_t
+	for {
+		err := syscall.Stat(path, &st)
+		if err == nil {
+			return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+		}
+		if err != syscall.EINTR {
+			return fileID{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+		}
+	}
+}
+
+// fileIDOf returns the identity of an open file.
+func fileIDOf(f *os.File) (fileID, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return fileID{}, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, fmt.Errorf("stat %s: no device and inode numbers", f.Name())
+	}
+	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+}
+
+// notExist reports whether err says that a path names no file: it is
+// missing, or one of its directories is not a directory.
+func notExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // removeFile unlinks a file with a single system call (os.Remove also
