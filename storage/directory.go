@@ -155,15 +155,22 @@ type DirectoryOptions struct {
 // new lock file, and the two would overwrite each other's sessions. So a
 // Directory checks that the directory and the lock file at their paths are
 // still the ones it locked (their device and inode numbers; os.SameFile
-// where there are none): before every write, removal and sweep pass, and
-// every DirectoryOptions.CheckInterval (1 second) in the background. Once
-// it finds a change, every operation, reads included, returns an error
-// wrapping ErrDirectoryGone that says what changed, the change is logged
-// once (at level Error), and the Directory never makes the directory again
-// nor takes a new lock: its sessions are not lost in silence, and it never
-// writes over a Directory opened on the path since. An operation already
-// past its check when the change happens may still complete, in the new
-// directory if one was made at the path; the next one fails.
+// where there are none): before every write and removal (one stat of the
+// lock file's path, which finds any of these changes), before every sweep
+// pass, and every DirectoryOptions.CheckInterval (1 second) in the
+// background. Once it finds a change, every operation, reads included,
+// returns an error wrapping ErrDirectoryGone that says what changed, the
+// change is logged once (at level Error), and the Directory never makes
+// the directory again nor takes a new lock: its sessions are not lost in
+// silence.
+//
+// Nor does it ever write in a directory made at the path since, even with
+// an operation already past its check when the change happens: the
+// Directory keeps its directory open and names every file relative to it
+// (openat, mkdirat and unlinkat on Unix, os.Root elsewhere), so its files
+// go to the directory it locked, wherever that was renamed, and a removed
+// directory takes no new file. Such an operation may complete in the
+// renamed directory, or fail; the next one fails with ErrDirectoryGone.
 //
 // # Expiry and sweeping
 //
@@ -190,6 +197,7 @@ type Directory struct {
 	log   *slog.Logger
 	batch int
 
+	dir       rootDir               // the directory, held open: every file operation goes through it
 	lock      *os.File              // the locked lock file, kept open
 	fence     dirFence              // what the lock protects, checked by checkFence
 	gone      atomic.Pointer[error] // the ErrDirectoryGone error once a change is found
@@ -261,22 +269,24 @@ func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
 		return nil, fmt.Errorf("storage: creating the session directory: %w", err)
 	}
 	if opts.Sync {
-		if err := syncDir(filepath.Dir(root)); err != nil {
+		if err := syncPath(filepath.Dir(root)); err != nil {
 			return nil, err
 		}
 	}
-	rootID, err := statID(root)
+	rd, err := openRoot(root)
 	if err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+		return nil, fmt.Errorf("storage: opening the session directory: %w", err)
 	}
 	lockPath := filepath.Join(root, dirLockName)
-	lf, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	lf, err := rd.open(dirLockName, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("storage: opening the lock file: %w", err)
+		rd.close()
+		return nil, fmt.Errorf("storage: opening the lock file %s: %w", lockPath, err)
 	}
 	if err := lockFile(lf); err != nil {
 		holder := lockHolder(lf)
 		lf.Close()
+		rd.close()
 		if err == errWouldBlock {
 			return nil, fmt.Errorf("%w: %s is locked%s", ErrLocked, lockPath, holder)
 		}
@@ -284,9 +294,10 @@ func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
 	}
 	// The directory or the lock file may have been replaced since they
 	// were made and opened: the lock would protect nothing.
-	fence, err := newFence(root, lockPath, rootID, lf)
+	fence, err := newFence(root, lockPath, rd, lf)
 	if err != nil {
 		lf.Close()
+		rd.close()
 		return nil, err
 	}
 	// Record who holds the lock, for the error of the next one. Only a
@@ -301,6 +312,7 @@ func NewDirectory(dir string, opts DirectoryOptions) (*Directory, error) {
 		now:       opts.Now,
 		log:       opts.Logger,
 		batch:     opts.SweepBatch,
+		dir:       rd,
 		lock:      lf,
 		fence:     fence,
 		errClosed: fmt.Errorf("storage: session directory %s: %w", root, os.ErrClosed),
@@ -387,6 +399,9 @@ func (d *Directory) Close() error {
 		if err := d.lock.Close(); err != nil {
 			d.closeErr = fmt.Errorf("storage: releasing the lock: %w", err)
 		}
+		if err := d.dir.close(); err != nil && d.closeErr == nil {
+			d.closeErr = fmt.Errorf("storage: closing the session directory: %w", err)
+		}
 	})
 	return d.closeErr
 }
@@ -462,12 +477,12 @@ func (d *Directory) end(s *dirStripe, id string, op cacheOp, st slotState) {
 // scan reads and checks both slots of an ID, logging the damaged ones.
 func (d *Directory) scan(p *slotPaths, buf []byte, wantPayload bool) (infos [2]slotInfo, payloads [2][]byte, err error) {
 	for i := range infos {
-		infos[i], payloads[i], err = readSlot(p.slot[i], buf, wantPayload, 0)
+		infos[i], payloads[i], err = readSlot(d.dir, p.slot[i], buf, wantPayload, 0)
 		if err != nil {
 			return infos, payloads, err
 		}
 		if infos[i].bad != nil {
-			d.log.Warn("storage: damaged session file ignored", "path", p.slot[i], "error", infos[i].bad)
+			d.log.Warn("storage: damaged session file ignored", "path", filepath.Join(d.root, p.slot[i]), "error", infos[i].bad)
 		}
 	}
 	return infos, payloads, nil
@@ -488,14 +503,14 @@ func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
 	op, newSt := cacheKeep, st
 	defer func() { d.end(s, id, op, newSt) }()
 
-	p := pathsFor(d.root, id, h)
+	p := pathsFor(id, h)
 	bp := d.getBuf()
 	defer d.putBuf(bp)
 	now := d.nowNanos()
 	if cached {
 		// The cached slot is the current one: read it alone, and judge its
 		// expiry from the header.
-		info, payload, err := readSlot(p.slot[st.slot], *bp, true, now)
+		info, payload, err := readSlot(d.dir, p.slot[st.slot], *bp, true, now)
 		if err != nil {
 			return nil, err
 		}
@@ -557,12 +572,12 @@ func (d *Directory) store(id string, expires int64, data []byte) (err error) {
 	}
 	op, newSt := cacheKeep, st
 	defer func() { d.end(s, id, op, newSt) }()
-	if err := d.checkFence(); err != nil {
+	if err := d.checkFence(false); err != nil {
 		return err
 	}
 	defer d.explain(&err)
 
-	p := pathsFor(d.root, id, h)
+	p := pathsFor(id, h)
 	bp := d.getBuf()
 	defer d.putBuf(bp)
 	have := cached
@@ -580,7 +595,7 @@ func (d *Directory) store(id string, expires int64, data []byte) (err error) {
 			// No valid value: this write goes to slot 0, and a damaged
 			// slot 1 would be logged by every read until the next
 			// write. Remove it now.
-			if err := removeFile(p.slot[1]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := d.dir.remove(p.slot[1]); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("storage: %w", err)
 			}
 		}
@@ -618,7 +633,7 @@ func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int6
 			f.Close()
 		}
 		if !ok && (created || w.wrote) {
-			_ = removeFile(path)
+			_ = d.dir.remove(path)
 		}
 	}()
 	if _, err := w.Write(data); err != nil {
@@ -650,7 +665,7 @@ func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int6
 		return 0, fmt.Errorf("storage: %w", err)
 	}
 	if created && d.sync {
-		if err := syncDir(p.leaf); err != nil {
+		if err := d.syncDir(p.leaf); err != nil {
 			return 0, err
 		}
 	}
@@ -662,11 +677,11 @@ func (d *Directory) writeSlot(p *slotPaths, target int, seq uint64, expires int6
 // fan-out directories if they are missing; created reports a new file.
 func (d *Directory) openSlot(p *slotPaths, path string) (f *os.File, created bool, err error) {
 	for range dirCreateAttempts {
-		f, err = openFile(path, os.O_WRONLY, 0)
+		f, err = d.dir.open(path, os.O_WRONLY, 0)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
-		f, err = openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = d.dir.open(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		switch {
 		case err == nil:
 			return f, true, nil
@@ -691,12 +706,16 @@ func (d *Directory) openSlot(p *slotPaths, path string) (f *os.File, created boo
 // mkdirs makes the fan-out directories of p, syncing their parents when
 // the Directory syncs.
 func (d *Directory) mkdirs(p *slotPaths) error {
-	for _, dir := range [2]string{p.top, p.leaf} {
-		err := os.Mkdir(dir, 0o700)
+	for i, dir := range [2]string{p.top, p.leaf} {
+		err := d.dir.mkdir(dir, 0o700)
 		switch {
 		case err == nil:
 			if d.sync {
-				if err := syncDir(filepath.Dir(dir)); err != nil {
+				parent := "."
+				if i == 1 {
+					parent = p.top
+				}
+				if err := d.syncDir(parent); err != nil {
 					return err
 				}
 			}
@@ -717,12 +736,12 @@ func (d *Directory) remove(id string) (err error) {
 		return err
 	}
 	defer d.end(s, id, cacheDrop, slotState{})
-	if err := d.checkFence(); err != nil {
+	if err := d.checkFence(false); err != nil {
 		return err
 	}
 	defer d.explain(&err)
 
-	p := pathsFor(d.root, id, h)
+	p := pathsFor(id, h)
 	order := [2]int{0, 1}
 	if cached {
 		order = [2]int{1 - int(st.slot), int(st.slot)}
@@ -742,7 +761,7 @@ func (d *Directory) remove(id string) (err error) {
 	}
 	removed := false
 	for _, i := range order {
-		err := removeFile(p.slot[i])
+		err := d.dir.remove(p.slot[i])
 		switch {
 		case err == nil:
 			removed = true
@@ -751,7 +770,7 @@ func (d *Directory) remove(id string) (err error) {
 		}
 	}
 	if removed && d.sync {
-		return syncDir(p.leaf)
+		return d.syncDir(p.leaf)
 	}
 	return nil
 }
@@ -761,16 +780,16 @@ func (d *Directory) remove(id string) (err error) {
 // while it ran: the change is the cause, and what the caller must see.
 func (d *Directory) explain(err *error) {
 	if *err != nil {
-		if gone := d.checkFence(); gone != nil {
+		if gone := d.checkFence(true); gone != nil {
 			*err = gone
 		}
 	}
 }
 
-// syncDir fsyncs a directory, making the creations and removals of names
-// in it durable.
-func syncDir(dir string) error {
-	f, err := openFile(dir, os.O_RDONLY, 0)
+// syncDir fsyncs the directory rel of the session directory ("." for
+// itself), making the creations and removals of names in it durable.
+func (d *Directory) syncDir(rel string) error {
+	f, err := d.dir.open(rel, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
@@ -779,7 +798,23 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("storage: syncing directory %s: %w", dir, err)
+		return fmt.Errorf("storage: syncing directory %s: %w", filepath.Join(d.root, rel), err)
+	}
+	return nil
+}
+
+// syncPath fsyncs the directory at path.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("storage: syncing directory %s: %w", path, err)
 	}
 	return nil
 }

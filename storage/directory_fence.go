@@ -31,17 +31,21 @@ type dirFence struct {
 	lockID   fileID // the locked lock file's identity
 }
 
-// newFence returns the fence of root, whose lock file lf at lockPath is
-// locked, or an error wrapping ErrDirectoryGone if the directory or the
-// lock file at their paths are no longer rootID and lf: they were removed
-// or replaced while NewDirectory opened and locked them.
-func newFence(root, lockPath string, rootID fileID, lf *os.File) (dirFence, error) {
+// newFence returns the fence of root, opened as dir, whose lock file lf at
+// lockPath is locked, or an error wrapping ErrDirectoryGone if the
+// directory or the lock file at their paths are no longer dir and lf: they
+// were removed or replaced while NewDirectory opened and locked them.
+func newFence(root, lockPath string, dir rootDir, lf *os.File) (dirFence, error) {
+	rootID, err := dir.id()
+	if err != nil {
+		return dirFence{}, fmt.Errorf("storage: %w", err)
+	}
 	lockID, err := fileIDOf(lf)
 	if err != nil {
 		return dirFence{}, fmt.Errorf("storage: %w", err)
 	}
 	f := dirFence{root: root, lockPath: lockPath, rootID: rootID, lockID: lockID}
-	if change := f.change(); change != "" {
+	if change := f.change(true); change != "" {
 		return dirFence{}, fmt.Errorf("%w while it was being locked: %s", ErrDirectoryGone, change)
 	}
 	return f, nil
@@ -51,7 +55,18 @@ func newFence(root, lockPath string, rootID fileID, lf *os.File) (dirFence, erro
 // the ones locked, or returns "" if they are the same. A failure to look
 // that is not a missing file (permissions, I/O) proves nothing and gives
 // "": the operations report such failures themselves.
-func (f *dirFence) change() string {
+//
+// Without full, it looks at the lock file's path alone (one stat): a
+// directory removed, renamed or replaced at its path has no lock file
+// there, or another one, since the locked lock file is open and its inode
+// cannot be reused; the full check then says which changed.
+func (f *dirFence) change(full bool) string {
+	if !full {
+		id, err := statID(f.lockPath)
+		if err == nil && id.same(f.lockID) || err != nil && !notExist(err) {
+			return ""
+		}
+	}
 	id, err := statID(f.root)
 	switch {
 	case err != nil && notExist(err):
@@ -83,13 +98,13 @@ func (d *Directory) goneErr() error {
 }
 
 // checkFence returns an error wrapping ErrDirectoryGone if the directory
-// or the lock file changed, now or at an earlier check. The first check
-// that finds a change logs it.
-func (d *Directory) checkFence() error {
+// or the lock file changed, now or at an earlier check; full is passed to
+// dirFence.change. The first check that finds a change logs it.
+func (d *Directory) checkFence(full bool) error {
 	if err := d.goneErr(); err != nil {
 		return err
 	}
-	change := d.fence.change()
+	change := d.fence.change(full)
 	if change == "" {
 		return nil
 	}
@@ -113,7 +128,7 @@ func (d *Directory) watchLoop(interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if d.checkFence() != nil {
+		if d.checkFence(true) != nil {
 			return
 		}
 	}

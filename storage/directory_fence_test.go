@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,4 +267,140 @@ func TestDirectoryNotGone(t *testing.T) {
 	if n := len(slotFiles(t, root)); n != 50 {
 		t.Errorf("%d session files, want 50", n)
 	}
+}
+
+// TestDirectoryGoneUnderWriters hammers the window between a write's check
+// and its file operations: 16 goroutines create sessions in A while its
+// directory is removed (or renamed away) and made again, and B opens the
+// new one at once and writes its own sessions. None of A's writes may land
+// in B's directory, whether its check came before the change or not, B's
+// sessions are all intact, and A refuses every write once it looked.
+func TestDirectoryGoneUnderWriters(t *testing.T) {
+	changes := []struct {
+		name   string
+		change func(root string) error
+	}{
+		{"removed and made again", func(root string) error {
+			// The writers may create files while RemoveAll runs, until
+			// they find the directory gone: try again.
+			var err error
+			for range 1000 {
+				if err = os.RemoveAll(root); err == nil {
+					return os.Mkdir(root, 0o700)
+				}
+			}
+			return err
+		}},
+		{"renamed away and replaced", func(root string) error {
+			if err := os.Rename(root, root+".old"); err != nil {
+				return err
+			}
+			return os.Mkdir(root, 0o700)
+		}},
+	}
+	rounds := 5
+	if testing.Short() {
+		rounds = 2
+	}
+	for _, c := range changes {
+		t.Run(c.name, func(t *testing.T) {
+			for round := range rounds {
+				hammerGone(t, round, c.change)
+			}
+		})
+	}
+}
+
+// hammerGone runs one round of TestDirectoryGoneUnderWriters.
+func hammerGone(t *testing.T, round int, change func(root string) error) {
+	ctx := t.Context()
+	root := filepath.Join(t.TempDir(), "sessions")
+	a := openDir(t, root, storage.DirectoryOptions{SweepInterval: -1, CheckInterval: -1})
+	const writers = 16
+	var (
+		wg      sync.WaitGroup
+		stop    atomic.Bool
+		started sync.WaitGroup
+	)
+	started.Add(writers)
+	for g := range writers {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				// Once the directory is removed, each write creates its
+				// files, and often the fan-out directories: the
+				// operations that could land in a directory made at
+				// the path. A bounded set of IDs keeps the directory
+				// small enough for RemoveAll to catch up.
+				_ = a.Save(ctx, fmt.Sprintf("a%dx%d", g, i%8), []byte("A"), time.Time{})
+				if i == 4 {
+					started.Done()
+				}
+			}
+		})
+	}
+	started.Wait()
+	if err := change(root); err != nil {
+		stop.Store(true)
+		wg.Wait()
+		t.Fatalf("round %d: %v", round, err)
+	}
+	b, err := storage.NewDirectory(root, storage.DirectoryOptions{SweepInterval: -1, CheckInterval: -1})
+	if err != nil {
+		stop.Store(true)
+		wg.Wait()
+		t.Fatalf("round %d: B could not open the new directory: %v", round, err)
+	}
+	defer b.Close()
+	const bSessions = 20
+	for i := range bSessions {
+		dirSave(t, b, fmt.Sprint("b", i), fmt.Sprint("B", i), time.Time{})
+	}
+	time.Sleep(5 * time.Millisecond) // A's writers go on meanwhile
+	stop.Store(true)
+	wg.Wait()
+
+	wantGone(t, "A's Save after the change", a.Save(ctx, "alast", []byte("A"), time.Time{}))
+	var foreign []string
+	n := 0
+	if err := b.Keys(ctx, func(id string) bool {
+		if strings.HasPrefix(id, "a") {
+			foreign = append(foreign, id)
+		} else {
+			n++
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(foreign) > 0 {
+		t.Errorf("round %d: %d of A's sessions landed in B's directory, e.g. %q", round, len(foreign), foreign[0])
+	}
+	if n != bSessions {
+		t.Errorf("round %d: B lists %d of its sessions, want %d", round, n, bSessions)
+	}
+	for i := range bSessions {
+		dirWantLoad(t, b, fmt.Sprint("b", i), fmt.Sprint("B", i))
+	}
+	// Files that are not sessions count too: a torn file of A's would be
+	// left alone by Keys.
+	for _, f := range slotFiles(t, root) {
+		id, err := decodeSlotName(filepath.Base(f))
+		if err != nil || !strings.HasPrefix(id, "b") {
+			t.Errorf("round %d: file %s in B's directory is not one of B's sessions", round, f)
+			break
+		}
+	}
+}
+
+// decodeSlotName returns the session ID of a slot file name: the ID in
+// lowercase base32 without padding, then .0 or .1.
+func decodeSlotName(name string) (string, error) {
+	base, ok := strings.CutSuffix(name, ".0")
+	if !ok {
+		if base, ok = strings.CutSuffix(name, ".1"); !ok {
+			return "", fmt.Errorf("%q is not a slot file name", name)
+		}
+	}
+	raw, err := base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding).DecodeString(base)
+	return string(raw), err
 }

@@ -110,20 +110,19 @@ func dirHash(id string) uint64 {
 
 const hexDigits = "0123456789abcdef"
 
-// slotPaths are the file system paths of one ID.
+// slotPaths are the paths of one ID, relative to the session directory.
 type slotPaths struct {
 	top  string    // first-level fan-out directory
 	leaf string    // second-level fan-out directory, which holds the slots
 	slot [2]string // the two slot files
 }
 
-// pathsFor returns the paths of the valid id, whose dirHash is h, under root:
-// root/ab/cd/<base32 of id>.0 and .1, where ab and cd are the two top bytes
-// of dirHash(id) in hex.
-func pathsFor(root, id string, h uint64) slotPaths {
-	b := make([]byte, 0, len(root)+7+dirNameEncoding.EncodedLen(len(id))+2)
-	b = append(b, root...)
-	b = append(b, os.PathSeparator, hexDigits[h>>60], hexDigits[h>>56&15])
+// pathsFor returns the paths of the valid id, whose dirHash is h, relative
+// to the session directory: ab/cd/<base32 of id>.0 and .1, where ab and cd
+// are the two top bytes of dirHash(id) in hex.
+func pathsFor(id string, h uint64) slotPaths {
+	b := make([]byte, 0, 6+dirNameEncoding.EncodedLen(len(id))+2)
+	b = append(b, hexDigits[h>>60], hexDigits[h>>56&15])
 	top := len(b)
 	b = append(b, os.PathSeparator, hexDigits[h>>52&15], hexDigits[h>>48&15])
 	leaf := len(b)
@@ -188,7 +187,7 @@ func (s slotInfo) live(now int64) bool {
 	return s.expires == 0 || now <= s.expires
 }
 
-// readSlot opens and checks the slot file at path using the scratch buffer
+// readSlot opens and checks the slot file at path in r using the scratch buffer
 // buf (at least dirHeaderLen bytes). A missing file gives a zero slotInfo
 // and a corrupt one a slotInfo with bad set, both with a nil error; the
 // error is for failures to read. With wantPayload, a valid slot's payload
@@ -198,8 +197,8 @@ func (s slotInfo) live(now int64) bool {
 // expired before expiredAt is reported valid and expired from the header
 // alone, without reading or checking the payload; the caller must only use
 // that where the slot is already known to be the current one.
-func readSlot(path string, buf []byte, wantPayload bool, expiredAt int64) (slotInfo, []byte, error) {
-	f, err := openFile(path, os.O_RDONLY, 0)
+func readSlot(r rootDir, path string, buf []byte, wantPayload bool, expiredAt int64) (slotInfo, []byte, error) {
+	f, err := r.open(path, os.O_RDONLY, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return slotInfo{}, nil, nil

@@ -3,9 +3,10 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
+	"slices"
 )
 
 // Keys implements Lister: it walks the fan-out directories one leaf at a
@@ -13,26 +14,29 @@ import (
 // live value (read as Load reads it). Memory holds one leaf's names at a
 // time.
 func (d *Directory) Keys(ctx context.Context, fn func(id string) bool) error {
-	tops, err := os.ReadDir(d.root)
+	if d.closed.Load() {
+		return d.errClosed
+	}
+	if err := d.goneErr(); err != nil {
+		return err
+	}
+	tops, err := d.listDir(".")
 	if err != nil {
 		return err
 	}
 	for _, top := range tops {
-		if !top.IsDir() || len(top.Name()) != 2 {
+		if !isFanoutName(top) {
 			continue
 		}
-		leaves, err := os.ReadDir(filepath.Join(d.root, top.Name()))
+		leaves, err := d.listDir(top)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue // swept meanwhile
-			}
 			return err
 		}
 		for _, leaf := range leaves {
-			if !leaf.IsDir() || len(leaf.Name()) != 2 {
+			if !isFanoutName(leaf) {
 				continue
 			}
-			more, err := d.keysIn(ctx, filepath.Join(d.root, top.Name(), leaf.Name()), fn)
+			more, err := d.keysIn(ctx, top, leaf, fn)
 			if err != nil || !more {
 				return err
 			}
@@ -41,35 +45,44 @@ func (d *Directory) Keys(ctx context.Context, fn func(id string) bool) error {
 	return nil
 }
 
-// keysIn lists the live sessions of one leaf directory; it reports false
-// once fn asked to stop.
-func (d *Directory) keysIn(ctx context.Context, dir string, fn func(id string) bool) (bool, error) {
-	files, err := os.ReadDir(dir)
+// listDir returns the sorted names in the directory rel of the session
+// directory; a missing one (swept meanwhile) has none.
+func (d *Directory) listDir(rel string) ([]string, error) {
+	names, err := d.dir.list(rel)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return true, nil
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
 		}
+		if d.closed.Load() {
+			return nil, d.errClosed
+		}
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// keysIn lists the live sessions of the leaf directory top/sub; it reports
+// false once fn asked to stop.
+func (d *Directory) keysIn(ctx context.Context, top, sub string, fn func(id string) bool) (bool, error) {
+	names, err := d.listDir(top + string(os.PathSeparator) + sub)
+	if err != nil {
 		return false, err
 	}
 	var last string
-	for _, f := range files {
+	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		name := f.Name()
-		base, ok := strings.CutSuffix(name, ".0")
+		id, _, ok := parseSlotName(top, sub, name)
 		if !ok {
-			base, ok = strings.CutSuffix(name, ".1")
+			continue
 		}
-		if !ok || base == last { // a session's second slot, or not a slot
+		base := name[:len(name)-2]
+		if base == last { // the session's second slot
 			continue
 		}
 		last = base
-		raw, err := dirNameEncoding.DecodeString(base)
-		if err != nil || !ValidID(string(raw)) {
-			continue
-		}
-		id := string(raw)
 		if _, err := d.Load(ctx, id); err != nil {
 			if errors.Is(err, ErrNotFound) {
 				continue

@@ -109,7 +109,7 @@ func (d *Directory) sweep(ctx context.Context, prune, wrap bool) (sweepResult, e
 	}
 	d.sweepMu.Lock()
 	defer d.sweepMu.Unlock()
-	if err := d.checkFence(); err != nil {
+	if err := d.checkFence(true); err != nil {
 		return sweepResult{}, err
 	}
 	p := &sweepPass{d: d, ctx: ctx, now: d.nowNanos(), prune: prune, dirs: 2*d.batch + 3}
@@ -213,16 +213,11 @@ func (p *sweepPass) list(dir string) (names []string, ok bool, err error) {
 		return nil, false, nil
 	}
 	p.dirs--
-	f, err := openFile(dir, os.O_RDONLY, 0)
+	names, err = p.d.dir.list(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, true, nil
 		}
-		return nil, true, fmt.Errorf("storage: %w", err)
-	}
-	names, err = f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
 		return nil, true, fmt.Errorf("storage: %w", err)
 	}
 	slices.Sort(names)
@@ -234,7 +229,7 @@ func (p *sweepPass) list(dir string) (names []string, ok bool, err error) {
 // must end at once.
 func (p *sweepPass) walk(limit *sweepCursor) (sweepStop, error) {
 	d := p.d
-	tops, ok, err := p.list(d.root)
+	tops, ok, err := p.list(".")
 	if err != nil || !ok {
 		return sweepBudget, err
 	}
@@ -245,7 +240,7 @@ func (p *sweepPass) walk(limit *sweepCursor) (sweepStop, error) {
 		if limit != nil && top > limit.top {
 			return sweepLimit, nil
 		}
-		topPath := filepath.Join(d.root, top)
+		topPath := top
 		subs, ok, err := p.list(topPath)
 		if !ok {
 			return sweepBudget, nil
@@ -282,7 +277,7 @@ func (p *sweepPass) walk(limit *sweepCursor) (sweepStop, error) {
 		if left == 0 && p.prune {
 			// Fails harmlessly if a write just made a leaf in it; the
 			// write retries if it removes the leaf's parent under it.
-			_ = os.Remove(topPath)
+			_ = d.dir.rmdir(topPath)
 		}
 		d.cursor = sweepCursor{top: top, sub: sweepPast}
 	}
@@ -293,7 +288,7 @@ func (p *sweepPass) walk(limit *sweepCursor) (sweepStop, error) {
 // gone reports that the leaf was empty and is removed.
 func (p *sweepPass) leaf(top, sub string, limit *sweepCursor) (stop sweepStop, gone bool, err error) {
 	d := p.d
-	leafPath := filepath.Join(d.root, top, sub)
+	leafPath := top + string(os.PathSeparator) + sub
 	names, ok, err := p.list(leafPath)
 	if !ok {
 		return sweepBudget, false, nil
@@ -353,7 +348,7 @@ func (p *sweepPass) leaf(top, sub string, limit *sweepCursor) (stop sweepStop, g
 	if left == 0 && p.prune {
 		// Fails harmlessly if a write just created a file; a write that
 		// finds the leaf gone makes it again.
-		gone = os.Remove(leafPath) == nil
+		gone = d.dir.rmdir(leafPath) == nil
 	}
 	d.cursor = sweepCursor{top: top, sub: sub, base: sweepPast}
 	return sweepEnd, gone, nil
@@ -372,12 +367,12 @@ func (d *Directory) sweepSession(id string, now int64) (removed int, err error) 
 	op := cacheKeep // the sweeper never adds IDs to the cache
 	defer func() { d.end(s, id, op, slotState{}) }()
 
-	p := pathsFor(d.root, id, h)
+	p := pathsFor(id, h)
 	bp := d.getBuf()
 	defer d.putBuf(bp)
 	var infos [2]slotInfo
 	for i := range infos {
-		if infos[i], _, err = readSlot(p.slot[i], *bp, false, 0); err != nil {
+		if infos[i], _, err = readSlot(d.dir, p.slot[i], *bp, false, 0); err != nil {
 			return 0, err
 		}
 	}
@@ -395,9 +390,9 @@ func (d *Directory) sweepSession(id string, now int64) (removed int, err error) 
 	}
 	for _, i := range doomed {
 		if bad := infos[i].bad; bad != nil {
-			d.log.Warn("storage: removing a damaged session file", "path", p.slot[i], "error", bad)
+			d.log.Warn("storage: removing a damaged session file", "path", filepath.Join(d.root, p.slot[i]), "error", bad)
 		}
-		switch err := removeFile(p.slot[i]); {
+		switch err := d.dir.remove(p.slot[i]); {
 		case err == nil:
 			removed++
 		case !errors.Is(err, fs.ErrNotExist):
