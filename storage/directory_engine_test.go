@@ -2,6 +2,9 @@ package storage_test
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -66,5 +69,53 @@ func TestCachedDirectoryThroughTheEngine(t *testing.T) {
 	v, err := k.Load(t.Context(), id)
 	if err != nil || string(v) != strconv.Itoa(workers*each) {
 		t.Fatalf("after a restart: %q, %v; want %d", v, err, workers*each)
+	}
+}
+
+// TestDirectoryGoneThroughTheEngine: once the directory is removed and
+// made again, the engine's operations on a session fail with an error that
+// matches both engine.ErrStorage (the usual 503 path) and
+// storage.ErrDirectoryGone, and the new directory stays empty.
+func TestDirectoryGoneThroughTheEngine(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "sessions")
+	store, err := storage.NewDirectory(root, storage.DirectoryOptions{CheckInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := eng.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	k, err := engine.RegisterRaw(eng, "S", engine.KindOptions{Storage: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := k.Create(t.Context(), []byte("0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err = k.Update(t.Context(), id, func(old []byte) ([]byte, error) { return []byte("1"), nil })
+	if !errors.Is(err, engine.ErrStorage) || !errors.Is(err, storage.ErrDirectoryGone) {
+		t.Errorf("Update after the removal = %v, want engine.ErrStorage and storage.ErrDirectoryGone", err)
+	}
+	_, err = k.Create(t.Context(), []byte("0"))
+	if !errors.Is(err, engine.ErrStorage) || !errors.Is(err, storage.ErrDirectoryGone) {
+		t.Errorf("Create after the removal = %v, want engine.ErrStorage and storage.ErrDirectoryGone", err)
+	}
+	if files := slotFiles(t, root); len(files) != 0 {
+		t.Errorf("the new directory holds %q, want nothing", files)
 	}
 }
