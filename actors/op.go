@@ -34,6 +34,10 @@ const (
 	// OpTake removes the session, like OpInvalidate, and answers with the
 	// value it held: of concurrent OpTakes, exactly one gets it.
 	OpTake
+
+	// opStorageExpired tells the actor that the storage removed the
+	// session as expired (Op.swept): see System.StorageExpired.
+	opStorageExpired
 )
 
 // Status says how an operation ended. The engine turns it into its errors.
@@ -126,6 +130,8 @@ type Op struct {
 	// renewal (it was in flight then). 0: no such check (Invalidate by ID
 	// follows every renewal).
 	Admitted int64
+
+	swept *record.Record // opStorageExpired: what the storage removed
 
 	ctx   context.Context
 	kind  *Kind

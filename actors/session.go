@@ -290,6 +290,10 @@ func (sa *sessionActor) handle(op *Op) {
 	if !sa.begin(op) {
 		return
 	}
+	if op.Code == opStorageExpired {
+		sa.storageExpired(op)
+		return
+	}
 	now := op.now
 	if now == 0 {
 		now = sa.sys.now().UnixNano()
@@ -761,7 +765,17 @@ func (sa *sessionActor) expire(ctx context.Context, now int64) {
 	}
 	live, owner, created, expires := sa.exists, sa.owner, sa.created, sa.expires
 	lifetime := sa.policy().Lifetime
-	err := sa.removeOwn(ctx)
+	var err error
+	if sa.kind.reporter != nil {
+		// The storage also removes expired values on its own, and reports
+		// those (see storageExpired): the event is for whichever removal
+		// found the value.
+		var found bool
+		found, err = sa.deleteFound(ctx)
+		live = live && found
+	} else {
+		err = sa.removeOwn(ctx)
+	}
 	switch {
 	case errors.Is(err, storage.ErrConflict):
 		// Another instance wrote it meanwhile: its state is adopted.
@@ -772,6 +786,60 @@ func (sa *sessionActor) expire(ctx context.Context, now int64) {
 		if f := sa.kind.Emit; f != nil {
 			f(Event{Code: EventExpired, D: sa.d, Owner: owner, At: now,
 				Absolute: lifetime > 0 && expires >= created+int64(lifetime)}) // the lifetime came first
+		}
+	}
+}
+
+// deleteFound removes the stored state of this ID, reporting whether the
+// storage found any (storage.ExpiryReporter).
+func (sa *sessionActor) deleteFound(ctx context.Context) (bool, error) {
+	res, err := sa.storageCall(ctx, stDeleteFound, sa.id, nil, 0, 0)
+	if err != nil {
+		return false, err
+	}
+	sa.forget()
+	sa.version = 0
+	return res.found, nil
+}
+
+// storageExpired handles the storage's report that it removed this
+// session as expired (System.StorageExpired), emitting its expired event
+// unless the actor holds it alive.
+func (sa *sessionActor) storageExpired(op *Op) {
+	defer sa.finish(op, Result{})
+	now := sa.sys.now().UnixNano()
+	if !sa.loaded {
+		// A new incarnation, the report having raced with a passivation:
+		// what is stored now is what the last one left.
+		if err := sa.load(op.ctx); err != nil {
+			sa.sys.log.Warn("engine: reading a session the storage reported expired", "kind", sa.kind.Name, "error", err)
+			return
+		}
+	}
+	switch {
+	case sa.aliased:
+		// Renewed away meanwhile: the renewal reported the session.
+	case sa.exists && !record.Expired(sa.expires, now):
+		// The storage went by an older expiry than the one this actor slid
+		// to (it writes it through once it moved by the touch interval):
+		// the session is alive, so it is stored again.
+		sa.stored = 0
+		if err := sa.flush(op.ctx); err != nil {
+			sa.sys.log.Warn("engine: storing again a session the storage removed as expired", "kind", sa.kind.Name, "error", err)
+		}
+	case sa.exists:
+		owner, created, expires, lifetime := sa.owner, sa.created, sa.expires, sa.policy().Lifetime
+		sa.forget()
+		sa.version = 0
+		if f := sa.kind.Emit; f != nil {
+			f(Event{Code: EventExpired, D: sa.d, Owner: owner, At: now,
+				Absolute: lifetime > 0 && expires >= created+int64(lifetime)})
+		}
+	default:
+		// Not held (found expired or missing when read): the storage's
+		// removal was the session's end.
+		if f := sa.kind.Emit; f != nil {
+			f(expiredEvent(sa.kind, sa.d, *op.swept, now))
 		}
 	}
 }

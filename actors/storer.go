@@ -31,6 +31,9 @@ const (
 	stRead   = StorageLoad
 	stWrite  = StorageSave
 	stDelete = StorageDelete
+	// stDeleteFound is DeleteFound (storage.ExpiryReporter), observed as a
+	// StorageDelete.
+	stDeleteFound StorageCall = 255
 )
 
 func (c storageCode) String() string {
@@ -60,6 +63,7 @@ type storageReq struct {
 }
 
 type storageResult struct {
+	found   bool // stDeleteFound: a value was removed
 	data    []byte
 	version uint64 // the version read or written; on a conflict, the current one
 	err     error
@@ -82,7 +86,11 @@ func (r *storageReq) do() (res storageResult) {
 			res = storageResult{err: fmt.Errorf("storage panicked: %v", p)}
 		}
 		if observe != nil {
-			observe(ctx, r.code, time.Since(r.kind.epoch)-start, res.err)
+			call := r.code
+			if call == stDeleteFound {
+				call = StorageDelete
+			}
+			observe(ctx, call, time.Since(r.kind.epoch)-start, res.err)
 		}
 	}()
 	b, v := r.kind.bytes, r.kind.versioned
@@ -100,6 +108,8 @@ func (r *storageReq) do() (res storageResult) {
 		}
 	case r.code == stWrite:
 		res.err = b.Save(ctx, r.id, r.data, record.Unix(r.expires))
+	case r.code == stDeleteFound:
+		res.found, res.err = r.kind.reporter.DeleteFound(ctx, r.id)
 	default:
 		res.err = b.Delete(ctx, r.id)
 	}

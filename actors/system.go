@@ -61,10 +61,15 @@ type Kind struct {
 	// writes are conditional.
 	versioned storage.Versioned
 	keeper    storage.Keeper // Storage's capability to keep a passivated value at hand, nil without it
-	touch     time.Duration  // persist a sliding expiry once it moved this much
-	inline    bool           // Storage never blocks: call it from the session actor
-	health    health         // whether Storage is known to be down
-	epoch     time.Time      // the System's start: OnStorage's durations are read against it
+	// reporter is Storage's capability to report the values it removes on
+	// its own because they expired, used when the kind emits events (nil
+	// otherwise): the actor's own removals of expired sessions then emit
+	// only what they removed, and StorageExpired emits the rest.
+	reporter storage.ExpiryReporter
+	touch    time.Duration // persist a sliding expiry once it moved this much
+	inline   bool          // Storage never blocks: call it from the session actor
+	health   health        // whether Storage is known to be down
+	epoch    time.Time     // the System's start: OnStorage's durations are read against it
 }
 
 // System is the actor side of an engine: the dispatcher that routes
@@ -178,10 +183,64 @@ func (s *System) AddKind(k *Kind) {
 	k.versioned = storage.VersionedOf(k.Storage)
 	if k.versioned == nil {
 		k.keeper = storage.KeeperOf(k.Storage)
+		if k.Emit != nil {
+			k.reporter = storage.ExpiryReporterOf(k.Storage)
+		}
 	}
 	k.touch = k.Expiry.Touch()
 	k.epoch = s.started
 	s.kinds = append(s.kinds, k)
+}
+
+// ExpiryReporter returns the capability of k's storage through which
+// StorageExpired must be told of the values the storage removes on its own,
+// or nil: k emits no events, or its storage does not report (a Versioned
+// storage's expiries are its own; see the engine's docs).
+func (k *Kind) ExpiryReporter() storage.ExpiryReporter { return k.reporter }
+
+// StorageExpired is told that k's storage removed rec, stored under the
+// storage ID id, because it expired (storage.ExpiryReporter): it emits the
+// session's expired event exactly once. If an actor holds the session, the
+// actor decides, in its turn: it may have slid the expiry past what the
+// storage held (it then writes the session back, and there is no event),
+// or have expired the session itself (its own removal then found nothing
+// and emitted nothing). Otherwise the event is emitted here from the
+// record. It never blocks: it may run inside a storage call.
+func (s *System) StorageExpired(k *Kind, id string, rec []byte) {
+	d, ok := record.ParseStorageID(id)
+	if !ok || k.Emit == nil {
+		return
+	}
+	r, err := record.Decode(rec)
+	if err != nil || r.Intern != k.Intern || r.Alias {
+		return // not a session of k's (an owner's index, a renewed ID's forwarder)
+	}
+	sh := &s.shards[s.hash(k, d)&s.mask]
+	sh.mu.Lock()
+	e := sh.entries[key{k.index, d}]
+	if e != nil {
+		e.pending.Add(1)
+		e.lastUsed = s.sinceStart()
+	}
+	sh.mu.Unlock()
+	if e == nil {
+		k.Emit(expiredEvent(k, d, r, s.now().UnixNano()))
+		return
+	}
+	op := &Op{Code: opStorageExpired, swept: &r, ctx: context.Background(), kind: k, reply: make(chan Result, 1)}
+	op.state.Store(opQueued)
+	s.as.Root.Send(e.pid, op)
+}
+
+// expiredEvent is the expired event of the session of k whose last record
+// was r.
+func expiredEvent(k *Kind, d record.Digest, r record.Record, now int64) Event {
+	p := k.Expiry
+	if r.Own != nil {
+		p = *r.Own
+	}
+	return Event{Code: EventExpired, D: d, Owner: r.Owner, At: now,
+		Absolute: p.Lifetime > 0 && r.Expires >= r.Created+int64(p.Lifetime)}
 }
 
 // Live returns the number of session actors alive now.

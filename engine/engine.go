@@ -210,6 +210,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	e.closed = true
 	for _, k := range e.names {
+		if k.unreport != nil {
+			k.unreport()
+		}
 		if k.events != nil {
 			k.events.close() // the actors have stopped: no event comes after
 		}
@@ -296,10 +299,25 @@ type KindOptions struct {
 	// Within one process every event is delivered exactly once; across
 	// crashes and instances it is at most once: an event queued when the
 	// process dies is lost, and each instance reports only the changes it
-	// made. A session that expires while no actor holds it (its actor
-	// passivated) is reported when an operation or a passivation finds it
-	// expired; one the storage drops first (Redis TTL, the directory's
-	// sweeper, the memory storage's expiry) is not reported.
+	// made.
+	//
+	// Expiry: an actor that holds a session reports its expiry when an
+	// operation or its passivation finds it expired. A session that expires
+	// while no actor holds it is reported when its storage removes it, if
+	// the storage says so (storage.ExpiryReporter): the directory storage
+	// when its sweeper removes it (within a sweep pass of its expiry), the
+	// memory storage when a read or a write in its shard finds it expired;
+	// the event then comes from the sweeper's report, with the owner and
+	// reason from the stored record. Of the actor's removal and the
+	// storage's, exactly one finds the session, and only that one reports
+	// it: still exactly once. A session the storage removes while its actor
+	// slid the expiry further (the actor writes a sliding expiry through
+	// once it moved by the touch interval) is written back by the actor and
+	// not reported. Redis removes expired keys by TTL and says nothing, so
+	// on redisstore a session is reported expired only by an actor that
+	// holds it when it expires (a later request with its ID finds no
+	// session and reports nothing). Two kinds sharing one storage each see
+	// the storage's reports: give kinds that listen their own storage.
 	OnEvent func(Event)
 }
 
@@ -389,6 +407,12 @@ func (e *Engine) register(name string, typ reflect.Type, opts KindOptions) (*Raw
 	}
 	if !rk.client {
 		e.sys.AddKind(k)
+		if r := k.ExpiryReporter(); r != nil {
+			// Sessions that the storage removes as expired while no actor
+			// holds them are reported too.
+			sys := e.sys
+			rk.unreport = r.OnExpired(func(id string, value []byte) { sys.StorageExpired(k, id, value) })
+		}
 		// The owners' indexes live beside the sessions, with no expiry of
 		// their own (see owners.go).
 		rk.owners = &actors.Kind{Name: name + " owners", Storage: opts.Storage, Intern: true,

@@ -33,11 +33,14 @@ import (
 // completes without its caller, who is told ErrMaybeApplied (wrapped with
 // ctx's error) unless the storage answered within a short grace.
 type RawKind struct {
-	eng    *Engine
-	kind   *actors.Kind
-	codec  Codec
-	client bool         // no storage: values travel to the client
-	met    *kindMetrics // nil without Options.MeterProvider
+	eng  *Engine
+	kind *actors.Kind
+	// unreport unregisters the kind from its storage's expiry reports;
+	// nil when it did not register.
+	unreport func()
+	codec    Codec
+	client   bool         // no storage: values travel to the client
+	met      *kindMetrics // nil without Options.MeterProvider
 
 	owners      *actors.Kind // the owners' indexes, on the same storage
 	events      *events      // delivers OnEvent's events; nil without it

@@ -101,6 +101,10 @@ func (a bytesAdapter) Versioned() Versioned { return VersionedOf(a.BytesStorage)
 // KeeperOf).
 func (a bytesAdapter) Keeper() Keeper { return KeeperOf(a.BytesStorage) }
 
+// ExpiryReporter reports the ExpiryReporter capability of what the adapter
+// wraps (see ExpiryReporterOf).
+func (a bytesAdapter) ExpiryReporter() ExpiryReporter { return ExpiryReporterOf(a.BytesStorage) }
+
 // Close closes the wrapped storage when it has a Close method.
 func (a bytesAdapter) Close() error { return closeIfCloser(a.BytesStorage) }
 
@@ -152,6 +156,10 @@ func (a streamAdapter) Versioned() Versioned { return VersionedOf(a.s) }
 // KeeperOf).
 func (a streamAdapter) Keeper() Keeper { return KeeperOf(a.s) }
 
+// ExpiryReporter reports the ExpiryReporter capability of what the adapter
+// wraps (see ExpiryReporterOf).
+func (a streamAdapter) ExpiryReporter() ExpiryReporter { return ExpiryReporterOf(a.s) }
+
 // Close closes the wrapped storage when it has a Close method.
 func (a streamAdapter) Close() error { return closeIfCloser(a.s) }
 
@@ -173,4 +181,12 @@ func closeIfCloser(s any) error {
 func (s Streams) Lister() Lister {
 	l, _ := s.b.(Lister)
 	return l
+}
+
+// ExpiryReporter reports the ExpiryReporter capability of the BytesStorage
+// s streams over, nil without one (only the BytesStorage itself is asked,
+// as for Lister).
+func (s Streams) ExpiryReporter() ExpiryReporter {
+	r, _ := s.b.(ExpiryReporter)
+	return r
 }

@@ -183,11 +183,7 @@ func (c *Cache) Delete(ctx context.Context, id string) error {
 		return ErrInvalidID
 	}
 	err := c.inner.Delete(ctx, id)
-	s := c.shard(id)
-	s.mu.Lock()
-	s.writes++
-	s.lru.Remove(id)
-	s.mu.Unlock()
+	c.drop(id)
 	return err
 }
 
@@ -263,3 +259,50 @@ func (c *Cache) Close() error {
 // Lister reports the Lister capability of the inner storage (see
 // ListerOf): the cache lists what the storage behind it holds.
 func (c *Cache) Lister() Lister { return ListerOf(c.inner) }
+
+// ExpiryReporter reports the ExpiryReporter capability of the inner
+// storage (see ExpiryReporterOf), nil without one. Through it, a value the
+// inner storage reports expired leaves the cache too, and DeleteFound
+// removes the cached value as Delete does.
+func (c *Cache) ExpiryReporter() ExpiryReporter {
+	inner := ExpiryReporterOf(c.inner)
+	if inner == nil {
+		return nil
+	}
+	return cacheExpiry{c: c, inner: inner}
+}
+
+// cacheExpiry is a Cache's view of its inner storage's ExpiryReporter.
+type cacheExpiry struct {
+	c     *Cache
+	inner ExpiryReporter
+}
+
+// OnExpired registers fn with the inner storage, dropping each value it
+// reports from the cache before fn is told.
+func (x cacheExpiry) OnExpired(fn func(id string, value []byte)) (unregister func()) {
+	return x.inner.OnExpired(func(id string, value []byte) {
+		x.c.drop(id)
+		fn(id, value)
+	})
+}
+
+// DeleteFound is Cache.Delete, reporting what the inner storage's
+// DeleteFound reports.
+func (x cacheExpiry) DeleteFound(ctx context.Context, id string) (bool, error) {
+	if !ValidID(id) {
+		return false, ErrInvalidID
+	}
+	found, err := x.inner.DeleteFound(ctx, id)
+	x.c.drop(id)
+	return found, err
+}
+
+// drop removes id from the cache, as a write of id does.
+func (c *Cache) drop(id string) {
+	s := c.shard(id)
+	s.mu.Lock()
+	s.writes++
+	s.lru.Remove(id)
+	s.mu.Unlock()
+}

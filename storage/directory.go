@@ -204,7 +204,8 @@ type Directory struct {
 	errClosed error                 // returned by operations after Close
 
 	stripes []dirStripe
-	bufs    sync.Pool // *[]byte scratch buffers of dirBufSize
+	bufs    sync.Pool   // *[]byte scratch buffers of dirBufSize
+	expiry  expiryHooks // see OnExpired
 
 	sweepMu sync.Mutex  // serializes Sweep passes, protects cursor
 	cursor  sweepCursor // where the next Sweep starts
@@ -548,7 +549,8 @@ func (d *Directory) Save(ctx context.Context, id string, data []byte, expires ti
 	}
 	exp := expiryNanos(expires)
 	if exp != 0 && d.nowNanos() > exp {
-		return d.remove(id)
+		_, err := d.removeFound(id)
+		return err
 	}
 	return d.store(id, exp, data)
 }
@@ -559,7 +561,23 @@ func (d *Directory) Delete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return ErrInvalidID
 	}
-	return d.remove(id)
+	_, err := d.removeFound(id)
+	return err
+}
+
+// DeleteFound implements ExpiryReporter: it is Delete, reporting whether
+// it removed a session's files.
+func (d *Directory) DeleteFound(ctx context.Context, id string) (bool, error) {
+	if !ValidID(id) {
+		return false, ErrInvalidID
+	}
+	return d.removeFound(id)
+}
+
+// OnExpired implements ExpiryReporter: the sweeper reports each expired
+// session whose files it removes (see Sweep), with the value it held.
+func (d *Directory) OnExpired(fn func(id string, value []byte)) (unregister func()) {
+	return d.expiry.add(fn)
 }
 
 // store writes data as the new value of the valid id over the slot that is
@@ -727,17 +745,18 @@ func (d *Directory) mkdirs(p *slotPaths) error {
 	return nil
 }
 
-// remove removes both slots of the valid id, the older first, so that an
-// interruption never leaves an older value to come back.
-func (d *Directory) remove(id string) (err error) {
+// removeFound removes both slots of the valid id, the older first, so that
+// an interruption never leaves an older value to come back. It reports
+// whether it removed a file.
+func (d *Directory) removeFound(id string) (removed bool, err error) {
 	h := dirHash(id)
 	s, st, cached, err := d.begin(id, h)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer d.end(s, id, cacheDrop, slotState{})
 	if err := d.checkFence(false); err != nil {
-		return err
+		return false, err
 	}
 	defer d.explain(&err)
 
@@ -750,29 +769,28 @@ func (d *Directory) remove(id string) (err error) {
 		infos, _, err := d.scan(&p, *bp, false)
 		d.putBuf(bp)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !infos[0].exists && !infos[1].exists {
-			return nil
+			return false, nil
 		}
 		if newest(&infos) == 0 {
 			order = [2]int{1, 0}
 		}
 	}
-	removed := false
 	for _, i := range order {
 		err := d.dir.remove(p.slot[i])
 		switch {
 		case err == nil:
 			removed = true
 		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("storage: %w", err)
+			return removed, fmt.Errorf("storage: %w", err)
 		}
 	}
 	if removed && d.sync {
-		return d.syncDir(p.leaf)
+		return removed, d.syncDir(p.leaf)
 	}
-	return nil
+	return removed, nil
 }
 
 // explain replaces the error *err of a write or removal by the error
@@ -821,7 +839,8 @@ func syncPath(path string) error {
 
 // Interface checks.
 var (
-	_ Storage      = (*Directory)(nil)
-	_ BytesStorage = (*Directory)(nil)
-	_ io.Closer    = (*Directory)(nil)
+	_ Storage        = (*Directory)(nil)
+	_ BytesStorage   = (*Directory)(nil)
+	_ ExpiryReporter = (*Directory)(nil)
+	_ io.Closer      = (*Directory)(nil)
 )

@@ -364,6 +364,12 @@ func (d *Directory) sweepSession(id string, now int64) (removed int, err error) 
 	if err != nil {
 		return 0, err
 	}
+	var expiredValue []byte // reported once the session is removed, outside its turn
+	defer func() {
+		if expiredValue != nil {
+			d.expiry.report(id, expiredValue)
+		}
+	}()
 	op := cacheKeep // the sweeper never adds IDs to the cache
 	defer func() { d.end(s, id, op, slotState{}) }()
 
@@ -384,9 +390,20 @@ func (d *Directory) sweepSession(id string, now int64) (removed int, err error) 
 			doomed = append(doomed, i) // damaged, or older than an expired n
 		}
 	}
+	var value []byte
 	if expired {
 		doomed = append(doomed, n) // last: removing it first could bring an older one back
 		op = cacheDrop
+		if d.expiry.active() {
+			info, payload, err := readSlot(d.dir, p.slot[n], *bp, true, 0)
+			if err != nil {
+				return 0, err
+			}
+			if !info.valid || info.seq != infos[n].seq {
+				return 0, nil // changed meanwhile: the next pass sees it
+			}
+			value = payload
+		}
 	}
 	for _, i := range doomed {
 		if bad := infos[i].bad; bad != nil {
@@ -395,6 +412,12 @@ func (d *Directory) sweepSession(id string, now int64) (removed int, err error) 
 		switch err := d.dir.remove(p.slot[i]); {
 		case err == nil:
 			removed++
+			if expired && i == n && value == nil {
+				value = []byte{} // reported, although nobody wants the value
+			}
+			if expired && i == n {
+				expiredValue = value
+			}
 		case !errors.Is(err, fs.ErrNotExist):
 			op = cacheDrop
 			return removed, fmt.Errorf("storage: %w", err)

@@ -69,6 +69,7 @@ type Memory struct {
 	seed   maphash.Seed
 	now    func() time.Time
 	shards []memoryShard
+	expiry expiryHooks // see OnExpired
 }
 
 type memoryShard struct {
@@ -148,19 +149,23 @@ func (m *Memory) Load(ctx context.Context, id string) ([]byte, error) {
 	now := m.nowNanos()
 	h, s := m.shard(id)
 	s.mu.Lock()
-	var data []byte
+	var data, expired []byte
 	i := s.list.lookup(id, h)
 	if i != 0 {
 		if e := s.list.slot(i); e.live(now) {
 			data = e.data
 			s.list.touch(i)
 		} else {
+			expired = e.data
 			s.list.remove(i)
 			i = 0
 		}
 	}
 	s.mu.Unlock()
 	if i == 0 {
+		if expired != nil {
+			m.expiry.report(id, expired)
+		}
 		return nil, ErrNotFound
 	}
 	return data, nil
@@ -183,13 +188,38 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return ErrInvalidID
 	}
+	m.remove(id)
+	return nil
+}
+
+// DeleteFound implements ExpiryReporter: it is Delete, reporting whether
+// a value (live or expired) was removed.
+func (m *Memory) DeleteFound(ctx context.Context, id string) (bool, error) {
+	if !ValidID(id) {
+		return false, ErrInvalidID
+	}
+	return m.remove(id), nil
+}
+
+// remove removes the value of the valid id, reporting whether there was one.
+func (m *Memory) remove(id string) bool {
 	h, s := m.shard(id)
 	s.mu.Lock()
-	if i := s.list.lookup(id, h); i != 0 {
+	i := s.list.lookup(id, h)
+	if i != 0 {
 		s.list.remove(i)
 	}
 	s.mu.Unlock()
-	return nil
+	return i != 0
+}
+
+// OnExpired implements ExpiryReporter. A Memory removes an expired value
+// when a Load finds it, when a write in its shard prunes it (two a write,
+// from the least recently used end), or when it is the least recently used
+// value of a full shard; it reports each. An expired value that none of
+// these reach is reported when one does, or never.
+func (m *Memory) OnExpired(fn func(id string, value []byte)) (unregister func()) {
+	return m.expiry.add(fn)
 }
 
 // NonBlocking implements NonBlocking: a Memory never waits for I/O, so the
@@ -216,29 +246,49 @@ func (m *Memory) store(id string, data []byte, expires time.Time) {
 	exp := expiryNanos(expires)
 	now := m.nowNanos()
 	h, s := m.shard(id)
+	report := m.expiry.active()
+	var pruned [memoryPrunePerWrite + 1]memorySlot // the expired values removed, to report
+	n := 0
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	l := &s.list
 	for range memoryPrunePerWrite {
 		i := l.oldest()
 		if i == 0 || l.slot(i).live(now) {
 			break
 		}
+		if report {
+			pruned[n] = memorySlot{id: l.slot(i).id, data: l.slot(i).data}
+			n++
+		}
 		l.remove(i)
 	}
-	if exp != 0 && now > exp {
+	switch {
+	case exp != 0 && now > exp:
 		if i := l.lookup(id, h); i != 0 {
 			l.remove(i)
 		}
-		return
+	default:
+		if report && l.len >= l.capacity {
+			// put evicts the least recently used value, which may have
+			// expired.
+			if i := l.oldest(); i != 0 && !l.slot(i).live(now) && l.lookup(id, h) == 0 {
+				pruned[n] = memorySlot{id: l.slot(i).id, data: l.slot(i).data}
+				n++
+			}
+		}
+		l.put(id, h, data, exp)
 	}
-	l.put(id, h, data, exp)
+	s.mu.Unlock()
+	for _, e := range pruned[:n] {
+		m.expiry.report(e.id, e.data)
+	}
 }
 
 // Interface checks.
 var (
-	_ Storage      = (*Memory)(nil)
-	_ BytesStorage = (*Memory)(nil)
+	_ Storage        = (*Memory)(nil)
+	_ BytesStorage   = (*Memory)(nil)
+	_ ExpiryReporter = (*Memory)(nil)
 )
 
 // memoryKeysChunk is how many IDs Keys copies out of a shard at a time.

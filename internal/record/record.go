@@ -250,3 +250,14 @@ const digestDomain = "steward session id\x00"
 // StorageID is the name a storage is given for the session: the digest in
 // unpadded base64url, 43 characters of the storage ID alphabet.
 func (d Digest) StorageID() string { return base64.RawURLEncoding.EncodeToString(d[:]) }
+
+// ParseStorageID returns the digest whose StorageID is id, and false if id
+// is no StorageID.
+func ParseStorageID(id string) (Digest, bool) {
+	var d Digest
+	if base64.RawURLEncoding.EncodedLen(len(d)) != len(id) {
+		return d, false
+	}
+	n, err := base64.RawURLEncoding.Decode(d[:], []byte(id))
+	return d, err == nil && n == len(d) && d.StorageID() == id
+}
