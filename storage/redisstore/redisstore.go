@@ -105,6 +105,15 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	case copt.ConnWriteTimeout <= 0:
 		copt.ConnWriteTimeout = DefaultTimeout
 	}
+	// Once a connection runs its commands in the background, as rueidis
+	// does under concurrency, it notices a hung Redis only by a PING it
+	// sends when nothing has come back for Dialer.KeepAlive, and that PING
+	// waits for the Timeout. Half the Timeout keeps the whole within about
+	// twice the Timeout (rueidis's default, a second, would take up to
+	// Timeout+2s). It is also the TCP keep-alive period of the connection.
+	if copt.Dialer.KeepAlive == 0 {
+		copt.Dialer.KeepAlive = copt.ConnWriteTimeout / 2
+	}
 	// Every read goes to Redis (see the package comment), and a command
 	// that failed is not sent again: a write whose answer was lost may have
 	// been applied, and a blind retry of a compare-and-set could apply it
