@@ -80,6 +80,9 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if s.LocalReads() {
+			t.Fatal("LocalReads() on a Cluster: its reads must ask Redis")
+		}
 		t.Cleanup(func() { s.Close() })
 		return s
 	}

@@ -267,12 +267,29 @@ func TestURL(t *testing.T) {
 		t.Fatalf("EXISTS in database 3 = %d, %v; want 1", n, err)
 	}
 
+	if !s.LocalReads() {
+		t.Fatal("LocalReads() = false by default")
+	}
+
 	// A trailing slash means database 0.
 	s0, err := redisstore.New(ctx, "redis://:s3cret@"+srv.Addr()+"/", redisstore.Options{})
 	if err != nil {
 		t.Fatalf("New with a trailing slash: %v", err)
 	}
 	s0.Close()
+
+	// client_cache=0 turns local reads off.
+	off, err := redisstore.New(ctx, "redis://:s3cret@"+srv.Addr()+"/3?client_cache=0", redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if off.LocalReads() {
+		t.Fatal("LocalReads() with client_cache=0 in the URL")
+	}
+	if data, err := off.Load(ctx, "in-db-3"); err != nil || string(data) != "x" {
+		t.Fatalf("Load without local reads = %q, %v", data, err)
+	}
 
 	// A wrong password fails New, without repeating the password.
 	_, err = redisstore.New(ctx, "redis://:wrong-pw@"+srv.Addr(), redisstore.Options{})
