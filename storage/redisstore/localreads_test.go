@@ -37,7 +37,7 @@ func commandCalls(t *testing.T, srv *redistest.Server, names ...string) map[stri
 
 // TestLocalReadsServedLocally: rereading an unchanged session does not run
 // a GET in Redis each time; the reads share barrier PINGs instead. With
-// DisableLocalReads every read is a GET.
+// local reads off (the default) every read is a GET.
 func TestLocalReadsServedLocally(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := t.Context()
@@ -45,14 +45,14 @@ func TestLocalReadsServedLocally(t *testing.T) {
 		name string
 		opts redisstore.Options
 	}{
-		{"LocalReads", redisstore.Options{}},
-		{"DisableLocalReads", redisstore.Options{DisableLocalReads: true}},
+		{"LocalReads", redisstore.Options{LocalReads: true}},
+		{"RemoteReads", redisstore.Options{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Prefix = prefixFor(t)
 			s := newStore(t, srv, tc.opts)
-			if s.LocalReads() == tc.opts.DisableLocalReads {
-				t.Fatalf("LocalReads() = %v with DisableLocalReads %v", s.LocalReads(), tc.opts.DisableLocalReads)
+			if s.LocalReads() != tc.opts.LocalReads {
+				t.Fatalf("LocalReads() = %v with Options.LocalReads %v", s.LocalReads(), tc.opts.LocalReads)
 			}
 			if _, _, _, err := s.SaveIf(ctx, "s", []byte("v"), time.Now().Add(time.Hour), 0); err != nil {
 				t.Fatal(err)
@@ -103,7 +103,7 @@ func TestLocalReadsServedLocally(t *testing.T) {
 func TestLocalReadsSeeOtherWrites(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := t.Context()
-	opts := redisstore.Options{Prefix: prefixFor(t)}
+	opts := redisstore.Options{Prefix: prefixFor(t), LocalReads: true}
 	a, b := newStore(t, srv, opts), newStore(t, srv, opts)
 	if !a.LocalReads() || !b.LocalReads() {
 		t.Fatal("local reads are off")
@@ -160,7 +160,7 @@ func TestLocalReadsSeeOtherWrites(t *testing.T) {
 func TestLocalReadsOwnWrites(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := t.Context()
-	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
+	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t), LocalReads: true})
 	const id = "s"
 	// cached reads id twice (the second from memory) and checks it.
 	cached := func(want string) uint64 {
@@ -237,12 +237,12 @@ func TestLocalReadsConnectionLost(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := t.Context()
 	prefix := prefixFor(t)
-	a, err := redisstore.New(ctx, srv.URL()+"?client_name=instance-a", redisstore.Options{Prefix: prefix})
+	a, err := redisstore.New(ctx, srv.URL()+"?client_name=instance-a", redisstore.Options{Prefix: prefix, LocalReads: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	b := newStore(t, srv, redisstore.Options{Prefix: prefix})
+	b := newStore(t, srv, redisstore.Options{Prefix: prefix, LocalReads: true})
 	for i := range 50 {
 		id := fmt.Sprintf("s%d", i)
 		v, _, _, err := b.SaveIf(ctx, id, []byte("old"), time.Time{}, 0)
@@ -290,7 +290,7 @@ func TestLocalReadsConnectionLost(t *testing.T) {
 func TestLocalReadsRedisRestart(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := t.Context()
-	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t), Timeout: 300 * time.Millisecond})
+	s := newStore(t, srv, redisstore.Options{Prefix: prefixFor(t), Timeout: 300 * time.Millisecond, LocalReads: true})
 	for round := range 3 {
 		for i := range 20 {
 			id := fmt.Sprintf("s%d", i)
@@ -339,7 +339,7 @@ func TestInstancesLocalReadsFresh(t *testing.T) {
 	stores := make([]*redisstore.Store, 3)
 	kinds := make([]*engine.RawKind, len(stores))
 	for i := range kinds {
-		stores[i] = newStore(t, srv, redisstore.Options{Prefix: prefix})
+		stores[i] = newStore(t, srv, redisstore.Options{Prefix: prefix, LocalReads: true})
 		e, err := engine.New(engine.Options{})
 		if err != nil {
 			t.Fatal(err)

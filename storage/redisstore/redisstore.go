@@ -46,20 +46,23 @@ type Options struct {
 	// Timeout bounds how long a command waits for Redis to answer before
 	// its connection is deemed broken: the command and every other one
 	// waiting on that connection fail, and the next command connects anew.
-	// A connection that pipelines commands from many callers (always, with
-	// local reads) notices a silent Redis within about twice the Timeout,
-	// by a PING of its own after half the Timeout without answers. Zero: the URL's write_timeout parameter if it has one, else
+	// A connection that pipelines commands from many callers (and the one
+	// of the local reads, always) notices a silent Redis within about
+	// twice the Timeout, by a PING of its own after half the Timeout
+	// without answers. Zero: the URL's write_timeout parameter if it has one, else
 	// DefaultTimeout (one second).
 	Timeout time.Duration
 
-	// DisableLocalReads makes every read ask Redis. By default a Store on
-	// a single Redis server answers a read of a session it has read before
-	// from its own memory, after one round trip that it shares with the
-	// other reads in flight and that proves the copy current (see "Local
-	// reads" in the package comment). A URL with client_cache=0 also turns
-	// local reads off. On Redis Cluster, with Redis Sentinel, and with a
-	// URL of several addresses every read asks Redis whatever this says.
-	DisableLocalReads bool
+	// LocalReads makes a Store on a single Redis server answer a read of
+	// a session it has read before from its own memory, after one round
+	// trip to Redis that it shares with the other reads in flight and
+	// that proves the copy current (see "Local reads" in the package
+	// comment). Off by default: under heavy contention for one session
+	// between instances it costs more conflicts than it saves. A URL with
+	// client_cache=0 turns it off whatever this says. On Redis Cluster,
+	// with Redis Sentinel, and with a URL of several addresses every read
+	// asks Redis.
+	LocalReads bool
 
 	// LocalReadBytes bounds the memory the local reads keep, as rueidis
 	// estimates it (the values, their keys and a few hundred bytes of
@@ -128,8 +131,8 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	case copt.ConnWriteTimeout <= 0:
 		copt.ConnWriteTimeout = DefaultTimeout
 	}
-	// Once a connection runs its commands in the background, as it always
-	// does with local reads and does under concurrency without, rueidis
+	// Once a connection runs its commands in the background, as the local
+	// reads' one always does and the others do under concurrency, rueidis
 	// notices a hung Redis only by a PING it sends when nothing has come
 	// back for Dialer.KeepAlive, and that PING waits for the Timeout.
 	// Half the Timeout keeps the whole within about twice the Timeout
@@ -142,22 +145,15 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	// lost may have been applied, and a blind retry of a compare-and-set
 	// could apply it twice. The error goes to the caller at once instead.
 	copt.DisableRetry = true
-	local := !opts.DisableLocalReads && !copt.DisableCache
-	// The cache of rueidis serves only the local reads, which connect
-	// turns on for a single server (see the package comment).
+	local := opts.LocalReads && !copt.DisableCache
+	// The cache of rueidis serves only the local reads, on a client of
+	// their own (see newReadClient).
 	copt.DisableCache = true
 	addr := strings.Join(copt.InitAddress, ",")
 
 	ctx, cancel := context.WithTimeout(ctx, copt.Dialer.Timeout+copt.ConnWriteTimeout)
 	defer cancel()
-	var cacheBytes int
-	if local {
-		cacheBytes = opts.LocalReadBytes
-		if cacheBytes == 0 {
-			cacheBytes = DefaultLocalReadBytes
-		}
-	}
-	client, local, err := connect(ctx, copt, cacheBytes)
+	client, single, err := connect(ctx, copt)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: connecting to Redis at %s: %w", addr, err)
 	}
@@ -170,8 +166,19 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 		prefix = DefaultPrefix
 	}
 	s := &Store{client: client, prefix: prefix, addr: addr}
-	if local {
-		s.local = newLocalReads(client, copt.ConnWriteTimeout)
+	if local && single {
+		cacheBytes := opts.LocalReadBytes
+		if cacheBytes == 0 {
+			cacheBytes = DefaultLocalReadBytes
+		}
+		reads, err := newReadClient(copt, cacheBytes)
+		if err != nil {
+			client.Close()
+			return nil, fmt.Errorf("redisstore: connecting to Redis at %s: %w", addr, err)
+		}
+		if reads != nil {
+			s.local = newLocalReads(reads, copt.ConnWriteTimeout)
+		}
 	}
 	s.Streams = storage.NewStreams(s)
 	return s, nil
@@ -179,44 +186,20 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 
 // connect returns a client for copt: a Redis Cluster client when the one
 // address given is a node of a cluster (or several are given), else a
-// client of the single server. (Left to guess, rueidis tries a cluster
-// client first and keeps its topology hooks on the single server's
-// connection: a goroutine that outlives Close after every disconnection.)
-//
-// With cacheBytes > 0 a single server's client has the client-side cache
-// of rueidis, that many bytes, over one connection, and local reports
-// true (see localReads); a cluster client never has it, nor a server that
-// cannot track keys (no RESP3: Redis before 6).
-func connect(ctx context.Context, copt rueidis.ClientOption, cacheBytes int) (client rueidis.Client, local bool, err error) {
+// client of the single server, and then single is true. (Left to guess,
+// rueidis tries a cluster client first and keeps its topology hooks on the
+// single server's connection: a goroutine that outlives Close after every
+// disconnection.)
+func connect(ctx context.Context, copt rueidis.ClientOption) (client rueidis.Client, single bool, err error) {
 	if len(copt.InitAddress) != 1 || copt.Sentinel.MasterSet != "" {
 		client, err = rueidis.NewClient(copt)
 		return client, false, err
 	}
-	single := copt
-	single.ForceSingleClient = true
-	if cacheBytes > 0 {
-		local = true
-		single.DisableCache = false
-		single.CacheSizeEachConn = cacheBytes
-		// One connection carries every command and every invalidation, so
-		// that a barrier (a PING) goes where the invalidations come. Left
-		// to itself, rueidis spreads commands over several connections.
-		single.PipelineMultiplex = -1
-		// The default tracking of rueidis: OPTIN, keys tracked only for
-		// the reads that ask for it, and no NOLOOP, so that this
-		// instance's own writes invalidate its cache too.
-		single.ClientTrackingOptions = nil
-	}
-	c, err := rueidis.NewClient(single)
-	if errors.Is(err, rueidis.ErrNoCache) {
-		if c != nil {
-			c.Close()
-		}
-		local, single.DisableCache = false, true
-		c, err = rueidis.NewClient(single)
-	}
+	sopt := copt
+	sopt.ForceSingleClient = true
+	c, err := rueidis.NewClient(sopt)
 	if err != nil {
-		if c != nil {
+		if c != nil { // ForceSingleClient returns the client with the error
 			c.Close()
 		}
 		return nil, false, err
@@ -227,11 +210,46 @@ func connect(ctx context.Context, copt rueidis.ClientOption, cacheBytes int) (cl
 		return nil, false, err
 	}
 	if !strings.Contains(info, "cluster_enabled:1") {
-		return c, local, nil
+		return c, true, nil
 	}
 	c.Close()
 	client, err = rueidis.NewClient(copt)
 	return client, false, err
+}
+
+// newReadClient returns the client of the local reads of the single server
+// of copt: the client-side cache of rueidis, cacheBytes large, over one
+// connection that carries the reads, their barriers and the invalidations
+// Redis sends for the keys they read. It returns nil and no error when the
+// server cannot track keys (no RESP3: Redis before 6).
+//
+// Writes go on the Store's other client. Redis sends an invalidation to a
+// tracking connection as it executes the write that causes it, whoever
+// wrote, so a barrier on this connection sees it all the same; and the
+// other client, without a cache, keeps running an uncontended command on
+// its caller's goroutine, where a cached one would always hand it to a
+// background goroutine and back (measurably more conflicts between
+// instances updating one session).
+func newReadClient(copt rueidis.ClientOption, cacheBytes int) (rueidis.Client, error) {
+	copt.ForceSingleClient = true
+	copt.DisableCache = false
+	copt.CacheSizeEachConn = cacheBytes
+	// One connection, so that a barrier (a PING) goes where the
+	// invalidations come: left to itself, rueidis spreads commands over
+	// several connections per server.
+	copt.PipelineMultiplex = -1
+	// The default tracking of rueidis: OPTIN, keys tracked only for the
+	// reads that ask for it; no NOLOOP (a Store's own writes, made on its
+	// other connection, are someone else's to Redis anyway).
+	copt.ClientTrackingOptions = nil
+	c, err := rueidis.NewClient(copt)
+	if err != nil && c != nil {
+		c.Close()
+	}
+	if errors.Is(err, rueidis.ErrNoCache) {
+		return nil, nil
+	}
+	return c, err
 }
 
 // Close closes the connections to Redis and stops the client's goroutines
@@ -242,6 +260,9 @@ func (s *Store) Close() error {
 	defer s.closeMu.Unlock()
 	if !s.closed {
 		s.closed = true
+		if s.local != nil {
+			s.local.client.Close()
+		}
 		s.client.Close()
 	}
 	return nil
@@ -341,9 +362,9 @@ func (s *Store) wrap(op string, err error) error {
 }
 
 // LocalReads reports whether the Store answers reads from its own memory
-// (see "Local reads" in the package comment): true unless
-// Options.DisableLocalReads or the URL turned them off, or Redis is a
-// Cluster, or a server without RESP3.
+// (see "Local reads" in the package comment): true if Options.LocalReads
+// asked for it and the URL did not turn it off (client_cache=0), Redis is
+// a single server, and it has RESP3 (Redis 6 or later).
 func (s *Store) LocalReads() bool { return s.local != nil }
 
 // LoadVersioned implements storage.Versioned: it returns the value stored

@@ -27,6 +27,11 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Storage {
 		return newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
 	})
+	t.Run("LocalReads", func(t *testing.T) {
+		storagetest.Run(t, func(t *testing.T) storage.Storage {
+			return newStore(t, srv, redisstore.Options{Prefix: prefixFor(t), LocalReads: true})
+		})
+	})
 }
 
 // wantConflict fails t unless err wraps storage.ErrConflict and the
@@ -267,8 +272,8 @@ func TestURL(t *testing.T) {
 		t.Fatalf("EXISTS in database 3 = %d, %v; want 1", n, err)
 	}
 
-	if !s.LocalReads() {
-		t.Fatal("LocalReads() = false by default")
+	if s.LocalReads() {
+		t.Fatal("LocalReads() = true by default")
 	}
 
 	// A trailing slash means database 0.
@@ -278,8 +283,19 @@ func TestURL(t *testing.T) {
 	}
 	s0.Close()
 
-	// client_cache=0 turns local reads off.
-	off, err := redisstore.New(ctx, "redis://:s3cret@"+srv.Addr()+"/3?client_cache=0", redisstore.Options{})
+	// Options.LocalReads turns them on, client_cache=0 in the URL off.
+	on, err := redisstore.New(ctx, "redis://:s3cret@"+srv.Addr()+"/3", redisstore.Options{LocalReads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer on.Close()
+	if !on.LocalReads() {
+		t.Fatal("LocalReads() = false with Options.LocalReads")
+	}
+	if data, err := on.Load(ctx, "in-db-3"); err != nil || string(data) != "x" {
+		t.Fatalf("Load with local reads = %q, %v", data, err)
+	}
+	off, err := redisstore.New(ctx, "redis://:s3cret@"+srv.Addr()+"/3?client_cache=0", redisstore.Options{LocalReads: true})
 	if err != nil {
 		t.Fatal(err)
 	}
