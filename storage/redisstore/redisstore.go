@@ -49,8 +49,8 @@ type Options struct {
 	// A connection that pipelines commands from many callers (and the one
 	// of the local reads, always) notices a silent Redis within about
 	// twice the Timeout, by a PING of its own after half the Timeout
-	// without answers. Zero: the URL's write_timeout parameter if it has one, else
-	// DefaultTimeout (one second).
+	// without answers. Zero: the URL's write_timeout parameter if it has
+	// one, else DefaultTimeout (one second).
 	Timeout time.Duration
 
 	// LocalReads makes a Store on a single Redis server answer a read of
@@ -58,7 +58,8 @@ type Options struct {
 	// trip to Redis that it shares with the other reads in flight and
 	// that proves the copy current (see "Local reads" in the package
 	// comment). Off by default: under heavy contention for one session
-	// between instances it costs more conflicts than it saves. A URL with
+	// between instances it makes compare-and-set conflicts likelier (the
+	// package comment says what it costs). A URL with
 	// client_cache=0 turns it off whatever this says. On Redis Cluster,
 	// with Redis Sentinel, and with a URL of several addresses every read
 	// asks Redis.
