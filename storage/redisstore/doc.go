@@ -82,8 +82,8 @@
 // What it saves: a read of a session that nobody wrote since this
 // instance last read it costs a share of one PING instead of a GET and the
 // value's transfer (on a 2-core machine, 64 goroutines rereading their
-// sessions ran about twice as fast). What it costs: a miss is a small
-// transaction (CLIENT CACHING, MULTI, PTTL, GET, EXEC) instead of a GET,
+// sessions ran two to three times as fast). What it costs: a miss is a
+// small transaction (CLIENT CACHING, MULTI, PTTL, GET, EXEC) instead of a GET,
 // Redis remembers which keys each instance has read (tracking-table-max-
 // keys bounds that), and every read waits for at least one round trip as
 // before. Under heavy contention for one session between instances it
