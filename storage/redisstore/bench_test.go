@@ -14,20 +14,46 @@ import (
 )
 
 // BenchmarkRedis measures the calls the engine makes on a Store, from 64
-// goroutines as 64 concurrent requests would, against a local redis-server.
+// goroutines as 64 concurrent requests would, against a local redis-server:
+// with every read asking Redis (Remote, the default) and with local reads
+// (Local). Compare the two within one run: the machine's load moves both.
 //
 //	go test -run '^$' -bench Redis ./storage/redisstore
 func BenchmarkRedis(b *testing.B) {
 	srv := redistest.Start(b)
-	s := newStore(b, srv, redisstore.Options{Prefix: "bench:"})
+	for _, mode := range []struct {
+		name string
+		opts redisstore.Options
+	}{
+		{"Remote", redisstore.Options{}},
+		{"Local", redisstore.Options{LocalReads: true}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			mode.opts.Prefix = "bench:" + mode.name + ":"
+			benchStore(b, newStore(b, srv, mode.opts))
+		})
+	}
+}
+
+func benchStore(b *testing.B, s *redisstore.Store) {
 	value := make([]byte, 200) // a session record of a typical size
 	const goroutines = 64
 	parallel := func(b *testing.B, body func(g int, pb *testing.PB)) {
 		b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
 		var next atomic.Int64
 		b.ReportAllocs()
+		hits0, misses0, rounds0 := redisstore.LocalReadStats(s)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) { body(int(next.Add(1)), pb) })
+		b.StopTimer()
+		if s.LocalReads() {
+			hits, misses, rounds := redisstore.LocalReadStats(s)
+			hits, misses, rounds = hits-hits0, misses-misses0, rounds-rounds0
+			if reads := hits + misses; reads > 0 {
+				b.ReportMetric(float64(hits)/float64(reads), "hits/read")
+				b.ReportMetric(float64(rounds)/float64(reads), "barriers/read")
+			}
+		}
 	}
 	expires := time.Now().Add(time.Hour)
 
@@ -52,7 +78,8 @@ func BenchmarkRedis(b *testing.B) {
 		})
 	})
 
-	// LoadVersioned: each goroutine reads its own session.
+	// LoadVersioned: each goroutine reads its own session, which nobody
+	// writes.
 	b.Run("LoadVersioned", func(b *testing.B) {
 		parallel(b, func(g int, pb *testing.PB) {
 			id := fmt.Sprintf("load-%d", g)
@@ -64,6 +91,39 @@ func BenchmarkRedis(b *testing.B) {
 				if _, _, err := s.LoadVersioned(b.Context(), id); err != nil {
 					b.Error(err)
 					return
+				}
+			}
+		})
+	})
+
+	// GetHeavy: each goroutine reads its own session and updates it one
+	// time in ten (an op is a read or an update), as the engine does for
+	// a session's Gets and Updates.
+	b.Run("GetHeavy", func(b *testing.B) {
+		parallel(b, func(g int, pb *testing.PB) {
+			id := fmt.Sprintf("getheavy-%d", g)
+			_, v, err := s.LoadVersioned(b.Context(), id)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				b.Error(err)
+				return
+			}
+			for i := 0; pb.Next(); i++ {
+				if i%10 != 9 {
+					if _, v, err = s.LoadVersioned(b.Context(), id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+						b.Error(err)
+						return
+					}
+					continue
+				}
+				nv, _, cv, err := s.SaveIf(b.Context(), id, value, expires, v)
+				switch {
+				case errors.Is(err, storage.ErrConflict):
+					v = cv
+				case err != nil:
+					b.Error(err)
+					return
+				default:
+					v = nv
 				}
 			}
 		})

@@ -76,9 +76,12 @@ func TestCluster(t *testing.T) {
 	nodes := startCluster(t)
 	url := nodes[0].URL() // one node: the rest is discovered
 	open := func(t *testing.T, prefix string) *redisstore.Store {
-		s, err := redisstore.New(t.Context(), url, redisstore.Options{Prefix: prefix})
+		s, err := redisstore.New(t.Context(), url, redisstore.Options{Prefix: prefix, LocalReads: true})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if s.LocalReads() {
+			t.Fatal("LocalReads() on a Cluster: its reads must ask Redis")
 		}
 		t.Cleanup(func() { s.Close() })
 		return s

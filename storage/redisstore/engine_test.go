@@ -26,13 +26,22 @@ import (
 // on each. The engines are closed when t ends.
 func instances(t testing.TB, srv *redistest.Server, n int, opts engine.KindOptions, sopts redisstore.Options) []*engine.RawKind {
 	t.Helper()
+	kinds, _ := instanceStores(t, srv, n, opts, sopts)
+	return kinds
+}
+
+// instanceStores is instances, and also returns the engines' Stores.
+func instanceStores(t testing.TB, srv *redistest.Server, n int, opts engine.KindOptions, sopts redisstore.Options) ([]*engine.RawKind, []*redisstore.Store) {
+	t.Helper()
 	if sopts.Prefix == "" {
 		sopts.Prefix = prefixFor(t)
 	}
 	kinds := make([]*engine.RawKind, n)
+	stores := make([]*redisstore.Store, n)
 	for i := range kinds {
 		o := opts
-		o.Storage = newStore(t, srv, sopts) // closed by the engine, or at the end
+		stores[i] = newStore(t, srv, sopts) // closed by the engine, or at the end
+		o.Storage = stores[i]
 		e, err := engine.New(engine.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +57,7 @@ func instances(t testing.TB, srv *redistest.Server, n int, opts engine.KindOptio
 			t.Fatal(err)
 		}
 	}
-	return kinds
+	return kinds, stores
 }
 
 // increment is an update function: the value is a decimal counter.
@@ -153,10 +162,38 @@ var counterModel = porcupine.Model{
 // TestInstancesLinearizable records concurrent gets and increments of three
 // sessions through three engine instances and checks the history for
 // linearizability: every operation appears to take effect at one instant
-// between its call and its return, whichever instance served it.
+// between its call and its return, whichever instance served it. It runs
+// with local reads (many gets answered from each instance's memory) and
+// with every read asking Redis (the default).
 func TestInstancesLinearizable(t *testing.T) {
 	srv := redistest.Start(t)
-	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{})
+	for _, tc := range []struct {
+		name string
+		opts redisstore.Options
+	}{
+		{"LocalReads", redisstore.Options{LocalReads: true}},
+		{"RemoteReads", redisstore.Options{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kinds, stores := instanceStores(t, srv, 3, engine.KindOptions{}, tc.opts)
+			checkLinearizable(t, kinds)
+			var hits int64
+			for _, s := range stores {
+				h, _, _ := redisstore.LocalReadStats(s)
+				hits += h
+			}
+			t.Logf("%d gets answered from memory", hits)
+			if tc.opts.LocalReads != (hits > 0) {
+				t.Fatalf("%d gets answered from memory, with Options.LocalReads %v", hits, tc.opts.LocalReads)
+			}
+		})
+	}
+}
+
+// checkLinearizable has clients get and increment three sessions through
+// kinds, at random, and checks the recorded history with porcupine.
+func checkLinearizable(t *testing.T, kinds []*engine.RawKind) {
+	t.Helper()
 	ctx := t.Context()
 	const sessions, clients, ops = 3, 12, 100
 	ids := make([]string, sessions)
@@ -177,7 +214,7 @@ func TestInstancesLinearizable(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(c), 1))
 			for range ops {
-				in := regInput{session: rng.IntN(sessions), incr: rng.IntN(2) == 0}
+				in := regInput{session: rng.IntN(sessions), incr: rng.IntN(3) == 0}
 				k := kinds[rng.IntN(len(kinds))]
 				call := int64(time.Since(start))
 				var v []byte
@@ -471,13 +508,18 @@ func TestInstancesRedisFrozen(t *testing.T) {
 	srv.Signal(syscall.SIGCONT)
 	thawed = true
 	thaw := time.Now()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err = kinds[1].Update(ctx, id, increment); err == nil {
-			t.Logf("working again %v after thawing", time.Since(thaw).Round(time.Millisecond))
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Update still fails 10 s after Redis thawed: %v", err)
+	// Each engine learns on its own that Redis is back: its connection
+	// noticed the freeze at its own moment (by its own keep-alive PING),
+	// and it fails fast for a while after its last failure.
+	for i, k := range kinds {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, err = k.Update(ctx, id, increment); err == nil {
+				t.Logf("instance %d working again %v after thawing", i, time.Since(thaw).Round(time.Millisecond))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %d: Update still fails 10 s after Redis thawed: %v", i, err)
+			}
 		}
 	}
 	for _, k := range kinds {

@@ -22,6 +22,10 @@ const (
 	DefaultPrefix      = "steward:"
 	DefaultDialTimeout = time.Second
 	DefaultTimeout     = time.Second
+
+	// DefaultLocalReadBytes is the default of Options.LocalReadBytes:
+	// 64 MiB.
+	DefaultLocalReadBytes = 64 << 20
 )
 
 // Options configure a Store. The zero value means the defaults given on each
@@ -42,9 +46,30 @@ type Options struct {
 	// Timeout bounds how long a command waits for Redis to answer before
 	// its connection is deemed broken: the command and every other one
 	// waiting on that connection fail, and the next command connects anew.
-	// Zero: the URL's write_timeout parameter if it has one, else
-	// DefaultTimeout (one second).
+	// A connection that pipelines commands from many callers (and the one
+	// of the local reads, always) notices a silent Redis within about
+	// twice the Timeout, by a PING of its own after half the Timeout
+	// without answers. Zero: the URL's write_timeout parameter if it has
+	// one, else DefaultTimeout (one second).
 	Timeout time.Duration
+
+	// LocalReads makes a Store on a single Redis server answer a read of
+	// a session it has read before from its own memory, after one round
+	// trip to Redis that it shares with the other reads in flight and
+	// that proves the copy current (see "Local reads" in the package
+	// comment). Off by default: under heavy contention for one session
+	// between instances it makes compare-and-set conflicts likelier (the
+	// package comment says what it costs). A URL with
+	// client_cache=0 turns it off whatever this says. On Redis Cluster,
+	// with Redis Sentinel, and with a URL of several addresses every read
+	// asks Redis.
+	LocalReads bool
+
+	// LocalReadBytes bounds the memory the local reads keep, as rueidis
+	// estimates it (the values, their keys and a few hundred bytes of
+	// bookkeeping each); past it the least recently used entries go.
+	// Zero: DefaultLocalReadBytes (64 MiB).
+	LocalReadBytes int
 }
 
 // Store is a session storage in Redis, shared by every engine instance
@@ -57,6 +82,7 @@ type Store struct {
 	storage.Streams // Read, Write and Invalidate over Load, Save and Delete
 
 	client  rueidis.Client
+	local   *localReads // nil when every read asks Redis
 	prefix  string
 	addr    string // for error messages: never the URL, which may hold a password
 	closeMu sync.Mutex
@@ -67,16 +93,17 @@ type Store struct {
 // the form redis://[[user]:password@]host[:port][/db] (rediss:// for TLS,
 // unix:///path/to/socket for a Unix socket), read by rueidis.ParseURL: its
 // query may also set dial_timeout and write_timeout (which Options
-// override), client_name, and more seed nodes (addr=host:port). The
-// client-side cache and command retries of rueidis stay off whatever the
-// URL says (see the package comment). A URL naming a node of a Redis
-// Cluster gets a cluster client.
+// override), client_name, client_cache=0 (no local reads), and more seed
+// nodes (addr=host:port). Command retries of rueidis stay off whatever the
+// URL says, and its client-side cache serves only the local reads (see
+// the package comment). A URL naming a node of a Redis Cluster gets a
+// cluster client.
 //
 // New pings Redis and returns an error if it cannot be reached: connecting
 // is bounded by the DialTimeout, the ping by the Timeout and ctx.
 func New(ctx context.Context, url string, opts Options) (*Store, error) {
-	if opts.DialTimeout < 0 || opts.Timeout < 0 {
-		return nil, errors.New("redisstore: negative DialTimeout or Timeout")
+	if opts.DialTimeout < 0 || opts.Timeout < 0 || opts.LocalReadBytes < 0 {
+		return nil, errors.New("redisstore: negative DialTimeout, Timeout or LocalReadBytes")
 	}
 	if u, err := neturl.Parse(url); err == nil && u.Path == "/" {
 		// rueidis reads the empty database number after the slash as an
@@ -105,17 +132,29 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	case copt.ConnWriteTimeout <= 0:
 		copt.ConnWriteTimeout = DefaultTimeout
 	}
-	// Every read goes to Redis (see the package comment), and a command
-	// that failed is not sent again: a write whose answer was lost may have
-	// been applied, and a blind retry of a compare-and-set could apply it
-	// twice. The error goes to the caller at once instead.
-	copt.DisableCache = true
+	// Once a connection runs its commands in the background, as the local
+	// reads' one always does and the others do under concurrency, rueidis
+	// notices a hung Redis only by a PING it sends when nothing has come
+	// back for Dialer.KeepAlive, and that PING waits for the Timeout.
+	// Half the Timeout keeps the whole within about twice the Timeout
+	// (rueidis's default, a second, would take up to Timeout+2s). It is
+	// also the TCP keep-alive period of the connection.
+	if copt.Dialer.KeepAlive == 0 {
+		copt.Dialer.KeepAlive = copt.ConnWriteTimeout / 2
+	}
+	// A command that failed is not sent again: a write whose answer was
+	// lost may have been applied, and a blind retry of a compare-and-set
+	// could apply it twice. The error goes to the caller at once instead.
 	copt.DisableRetry = true
+	local := opts.LocalReads && !copt.DisableCache
+	// The cache of rueidis serves only the local reads, on a client of
+	// their own (see newReadClient).
+	copt.DisableCache = true
 	addr := strings.Join(copt.InitAddress, ",")
 
 	ctx, cancel := context.WithTimeout(ctx, copt.Dialer.Timeout+copt.ConnWriteTimeout)
 	defer cancel()
-	client, err := connect(ctx, copt)
+	client, single, err := connect(ctx, copt)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: connecting to Redis at %s: %w", addr, err)
 	}
@@ -128,35 +167,90 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 		prefix = DefaultPrefix
 	}
 	s := &Store{client: client, prefix: prefix, addr: addr}
+	if local && single {
+		cacheBytes := opts.LocalReadBytes
+		if cacheBytes == 0 {
+			cacheBytes = DefaultLocalReadBytes
+		}
+		reads, err := newReadClient(copt, cacheBytes)
+		if err != nil {
+			client.Close()
+			return nil, fmt.Errorf("redisstore: connecting to Redis at %s: %w", addr, err)
+		}
+		if reads != nil {
+			s.local = newLocalReads(reads, copt.ConnWriteTimeout)
+		}
+	}
 	s.Streams = storage.NewStreams(s)
 	return s, nil
 }
 
 // connect returns a client for copt: a Redis Cluster client when the one
 // address given is a node of a cluster (or several are given), else a
-// client of the single server. (Left to guess, rueidis tries a cluster
-// client first and keeps its topology hooks on the single server's
-// connection: a goroutine that outlives Close after every disconnection.)
-func connect(ctx context.Context, copt rueidis.ClientOption) (rueidis.Client, error) {
+// client of the single server, and then single is true. (Left to guess,
+// rueidis tries a cluster client first and keeps its topology hooks on the
+// single server's connection: a goroutine that outlives Close after every
+// disconnection.)
+func connect(ctx context.Context, copt rueidis.ClientOption) (client rueidis.Client, single bool, err error) {
 	if len(copt.InitAddress) != 1 || copt.Sentinel.MasterSet != "" {
-		return rueidis.NewClient(copt)
+		client, err = rueidis.NewClient(copt)
+		return client, false, err
 	}
-	single := copt
-	single.ForceSingleClient = true
-	c, err := rueidis.NewClient(single)
+	sopt := copt
+	sopt.ForceSingleClient = true
+	c, err := rueidis.NewClient(sopt)
 	if err != nil {
-		return nil, err
+		if c != nil { // ForceSingleClient returns the client with the error
+			c.Close()
+		}
+		return nil, false, err
 	}
 	info, err := c.Do(ctx, c.B().Info().Section("cluster").Build()).ToString()
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, false, err
 	}
 	if !strings.Contains(info, "cluster_enabled:1") {
-		return c, nil
+		return c, true, nil
 	}
 	c.Close()
-	return rueidis.NewClient(copt)
+	client, err = rueidis.NewClient(copt)
+	return client, false, err
+}
+
+// newReadClient returns the client of the local reads of the single server
+// of copt: the client-side cache of rueidis, cacheBytes large, over one
+// connection that carries the reads, their barriers and the invalidations
+// Redis sends for the keys they read. It returns nil and no error when the
+// server cannot track keys (no RESP3: Redis before 6).
+//
+// Writes go on the Store's other client. Redis sends an invalidation to a
+// tracking connection as it executes the write that causes it, whoever
+// wrote, so a barrier on this connection sees it all the same; and the
+// other client, without a cache, keeps running an uncontended command on
+// its caller's goroutine, where a cached one would always hand it to a
+// background goroutine and back (measurably more conflicts between
+// instances updating one session).
+func newReadClient(copt rueidis.ClientOption, cacheBytes int) (rueidis.Client, error) {
+	copt.ForceSingleClient = true
+	copt.DisableCache = false
+	copt.CacheSizeEachConn = cacheBytes
+	// One connection, so that a barrier (a PING) goes where the
+	// invalidations come: left to itself, rueidis spreads commands over
+	// several connections per server.
+	copt.PipelineMultiplex = -1
+	// The default tracking of rueidis: OPTIN, keys tracked only for the
+	// reads that ask for it; no NOLOOP (a Store's own writes, made on its
+	// other connection, are someone else's to Redis anyway).
+	copt.ClientTrackingOptions = nil
+	c, err := rueidis.NewClient(copt)
+	if err != nil && c != nil {
+		c.Close()
+	}
+	if errors.Is(err, rueidis.ErrNoCache) {
+		return nil, nil
+	}
+	return c, err
 }
 
 // Close closes the connections to Redis and stops the client's goroutines
@@ -167,6 +261,9 @@ func (s *Store) Close() error {
 	defer s.closeMu.Unlock()
 	if !s.closed {
 		s.closed = true
+		if s.local != nil {
+			s.local.client.Close()
+		}
 		s.client.Close()
 	}
 	return nil
@@ -265,14 +362,29 @@ func (s *Store) wrap(op string, err error) error {
 	return fmt.Errorf("redisstore: %s on Redis at %s: %w", op, s.addr, err)
 }
 
+// LocalReads reports whether the Store answers reads from its own memory
+// (see "Local reads" in the package comment): true if Options.LocalReads
+// asked for it and the URL did not turn it off (client_cache=0), Redis is
+// a single server, and it has RESP3 (Redis 6 or later).
+func (s *Store) LocalReads() bool { return s.local != nil }
+
 // LoadVersioned implements storage.Versioned: it returns the value stored
-// under id and its version, or an error wrapping storage.ErrNotFound. It
-// always asks Redis. The returned slice must not be modified.
+// under id and its version, or an error wrapping storage.ErrNotFound. With
+// local reads, a value this Store has read before comes from its memory
+// once a round trip to Redis has proven it current; without, it asks
+// Redis. Either way the answer is as fresh as Redis's when the call began.
+// The returned slice must not be modified.
 func (s *Store) LoadVersioned(ctx context.Context, id string) ([]byte, uint64, error) {
 	if !storage.ValidID(id) {
 		return nil, 0, storage.ErrInvalidID
 	}
-	rec, err := s.client.Do(ctx, s.client.B().Get().Key(s.key(id)).Build()).AsBytes()
+	var res rueidis.RedisResult
+	if s.local != nil {
+		res = s.local.get(ctx, s.key(id))
+	} else {
+		res = s.client.Do(ctx, s.client.B().Get().Key(s.key(id)).Build())
+	}
+	rec, err := res.AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return nil, 0, storage.ErrNotFound
 	}
@@ -334,7 +446,7 @@ func (s *Store) SaveIf(ctx context.Context, id string, data []byte, expires time
 }
 
 // Load implements storage.BytesStorage: it returns the value stored under
-// id, or an error wrapping storage.ErrNotFound. It always asks Redis. The
+// id, or an error wrapping storage.ErrNotFound, as LoadVersioned does. The
 // returned slice must not be modified.
 func (s *Store) Load(ctx context.Context, id string) ([]byte, error) {
 	data, _, err := s.LoadVersioned(ctx, id)

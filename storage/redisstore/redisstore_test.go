@@ -27,6 +27,11 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Storage {
 		return newStore(t, srv, redisstore.Options{Prefix: prefixFor(t)})
 	})
+	t.Run("LocalReads", func(t *testing.T) {
+		storagetest.Run(t, func(t *testing.T) storage.Storage {
+			return newStore(t, srv, redisstore.Options{Prefix: prefixFor(t), LocalReads: true})
+		})
+	})
 }
 
 // wantConflict fails t unless err wraps storage.ErrConflict and the
@@ -267,12 +272,40 @@ func TestURL(t *testing.T) {
 		t.Fatalf("EXISTS in database 3 = %d, %v; want 1", n, err)
 	}
 
+	if s.LocalReads() {
+		t.Fatal("LocalReads() = true by default")
+	}
+
 	// A trailing slash means database 0.
 	s0, err := redisstore.New(ctx, "redis://:s3cret@"+srv.Addr()+"/", redisstore.Options{})
 	if err != nil {
 		t.Fatalf("New with a trailing slash: %v", err)
 	}
 	s0.Close()
+
+	// Options.LocalReads turns them on, client_cache=0 in the URL off.
+	on, err := redisstore.New(ctx, "redis://:s3cret@"+srv.Addr()+"/3", redisstore.Options{LocalReads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer on.Close()
+	if !on.LocalReads() {
+		t.Fatal("LocalReads() = false with Options.LocalReads")
+	}
+	if data, err := on.Load(ctx, "in-db-3"); err != nil || string(data) != "x" {
+		t.Fatalf("Load with local reads = %q, %v", data, err)
+	}
+	off, err := redisstore.New(ctx, "redis://:s3cret@"+srv.Addr()+"/3?client_cache=0", redisstore.Options{LocalReads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if off.LocalReads() {
+		t.Fatal("LocalReads() with client_cache=0 in the URL")
+	}
+	if data, err := off.Load(ctx, "in-db-3"); err != nil || string(data) != "x" {
+		t.Fatalf("Load without local reads = %q, %v", data, err)
+	}
 
 	// A wrong password fails New, without repeating the password.
 	_, err = redisstore.New(ctx, "redis://:wrong-pw@"+srv.Addr(), redisstore.Options{})
