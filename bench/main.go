@@ -20,8 +20,8 @@
 //	               successful increments minus the counter's final value
 //	multi-instance-hot, multi-instance-many
 //	               the same two on three servers of one system over one
-//	               Redis (steward-redis, scs-redis), each connection kept
-//	               to one server
+//	               Redis (steward-redis, steward-redis-local, scs-redis),
+//	               each connection kept to one server
 //	realistic      100,000 users with Zipf-distributed activity, 90% reads,
 //	               a stream of newcomers without cookies, Steward's
 //	               PassivateAfter 2s; lost updates counted per user
@@ -194,7 +194,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func needsRedis(selected []string) bool {
 	for _, name := range selected {
 		if sys, ok := findSystem(name); ok && sys.build != nil && sys.missing == "" &&
-			(name == "steward-redis" || name == "scs-redis") {
+			(name == "steward-redis" || name == "steward-redis-local" || name == "scs-redis") {
 			return true
 		}
 	}

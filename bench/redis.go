@@ -73,9 +73,19 @@ func startRedis() (string, func(), error) {
 
 // steward-redis: Steward's Redis storage (compare-and-set writes).
 func buildStewardRedis(so serverOptions) (built, error) {
+	return buildStewardRedisWith(so, redisstore.Options{Prefix: "bench:steward:"})
+}
+
+// steward-redis-local: the same, with coherent local reads
+// (redisstore.Options.LocalReads).
+func buildStewardRedisLocal(so serverOptions) (built, error) {
+	return buildStewardRedisWith(so, redisstore.Options{Prefix: "bench:steward-local:", LocalReads: true})
+}
+
+func buildStewardRedisWith(so serverOptions, opts redisstore.Options) (built, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	store, err := redisstore.New(ctx, os.Getenv(redisEnv), redisstore.Options{Prefix: "bench:steward:"})
+	store, err := redisstore.New(ctx, os.Getenv(redisEnv), opts)
 	if err != nil {
 		return built{}, err
 	}

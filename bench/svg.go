@@ -11,15 +11,16 @@ import (
 // palette gives each system a colour by its place in systems: Steward's
 // in blues and greens, the peers in oranges and reds, no-session in grey.
 var palette = map[string]string{
-	"no-session":         "#7f7f7f",
-	"steward-memory":     "#1f77b4",
-	"steward-directory":  "#2ca02c",
-	"steward-client":     "#17becf",
-	"steward-redis":      "#9467bd",
-	"scs-memstore":       "#ff7f0e",
-	"scs-redis":          "#bcbd22",
-	"gorilla-cookie":     "#d62728",
-	"gorilla-filesystem": "#8c564b",
+	"no-session":          "#7f7f7f",
+	"steward-memory":      "#1f77b4",
+	"steward-directory":   "#2ca02c",
+	"steward-client":      "#17becf",
+	"steward-redis":       "#9467bd",
+	"steward-redis-local": "#c5b0d5",
+	"scs-memstore":        "#ff7f0e",
+	"scs-redis":           "#bcbd22",
+	"gorilla-cookie":      "#d62728",
+	"gorilla-filesystem":  "#8c564b",
 }
 
 // svg draws req/s per system, grouped by HTTP scenario: one bar per

@@ -59,6 +59,7 @@ var systems = []system{
 	{name: "steward-directory", steward: true, missing: directoryMissing, build: buildStewardDirectory},
 	{name: "steward-client", steward: true, clientSide: true, build: buildStewardClient},
 	{name: "steward-redis", steward: true, sharedStorage: true, missing: redisMissing(), build: buildStewardRedis},
+	{name: "steward-redis-local", steward: true, sharedStorage: true, missing: redisMissing(), build: buildStewardRedisLocal},
 	{name: "scs-memstore", build: buildSCSMemstore},
 	{name: "scs-redis", sharedStorage: true, missing: redisMissing(), build: buildSCSRedis},
 	{name: "gorilla-cookie", build: buildGorillaCookie},
