@@ -180,8 +180,10 @@ type DirectoryOptions struct {
 // (see Sweep), removing the files of expired sessions and damaged files;
 // it rests between batches, long when it has caught up and briefly while it
 // finds a backlog (see DirectoryOptions.SweepInterval), so that it removes
-// expired files much faster than one client can create sessions. Close
-// stops it.
+// expired files much faster than one client can create sessions, and
+// reports each expired session it removes, with its value, to the
+// functions registered with OnExpired (the engine's expired events).
+// Close stops it.
 //
 // Read, Write and Invalidate come from the embedded Streams: Read loads the
 // whole value into memory before calling its function, and Write collects
