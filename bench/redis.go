@@ -17,9 +17,9 @@ import (
 )
 
 // redisEnv names the environment variable that tells the servers of
-// steward-redis and scs-redis where Redis is: the parent starts one
-// redis-server for the whole run (or takes the URL given in it) and both
-// systems use that same server.
+// steward-redis, steward-redis-local and scs-redis where Redis is: the
+// parent starts one redis-server for the whole run (or takes the URL given
+// in it) and every Redis system uses that same server.
 const redisEnv = "STEWARD_BENCH_REDIS"
 
 // redisMissing says why the Redis systems cannot run, "" if they can.
