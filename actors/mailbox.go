@@ -189,10 +189,16 @@ func (m *fairMailbox) UserMessageCount() int {
 // the user queue, in order, until ops holds max or the head is anything
 // else: the actor applies them with one storage write (group commit).
 func (m *fairMailbox) takeUpdates(ops []*Op, max int) []*Op {
+	return m.take(ops, max, OpUpdate)
+}
+
+// take appends to ops the operations of code waiting at the head of the
+// user queue, in order, until ops holds max or the head is anything else.
+func (m *fairMailbox) take(ops []*Op, max int, code OpCode) []*Op {
 	m.mu.Lock()
 	for len(ops) < max && !m.suspended && m.user.len() > 0 {
 		op, ok := m.user.peek().(*Op)
-		if !ok || op.Code != OpUpdate {
+		if !ok || op.Code != code {
 			break
 		}
 		m.user.pop()

@@ -91,6 +91,11 @@ type sessionActor struct {
 	finalPending bool
 	// handedOn says the current operation was answered or forwarded.
 	handedOn bool
+	// collecting makes finish record the operation it answers and its
+	// answer in answered and answer, for handleGets.
+	collecting bool
+	answered   *Op
+	answer     Result
 }
 
 // Receive implements actor.Actor.
@@ -103,6 +108,15 @@ func (sa *sessionActor) Receive(c actor.Context) {
 			// it, and its callers run their own operations.)
 			if ops := sa.mb.takeUpdates(append(sa.ops[:0], m), maxBatch); len(ops) > 1 {
 				sa.handleBatch(c, ops)
+				clear(ops)
+				sa.ops = ops[:0]
+				return
+			}
+		}
+		if m.Code == OpGet && sa.kind.versioned != nil && sa.mb != nil {
+			// Reads waiting behind this one share its read of the storage.
+			if ops := sa.mb.take(append(sa.ops[:0], m), maxBatch, OpGet); len(ops) > 1 {
+				sa.handleGets(c, ops)
 				clear(ops)
 				sa.ops = ops[:0]
 				return
@@ -125,7 +139,42 @@ func (sa *sessionActor) finish(op *Op, res Result) {
 		// The transport carries a session's own expiry to the client.
 		res.Own, res.Expires = true, sa.expires
 	}
+	if sa.collecting {
+		sa.answered, sa.answer = op, res
+	}
 	op.reply <- res
+}
+
+// handleGets answers several reads of this session that were waiting in
+// its mailbox (a Versioned storage, whose reads each go to the storage)
+// with one read: the first is handled as usual, and its answer, read from
+// the storage after every one of them was queued, is as fresh for each of
+// them as a read of its own. Should the first not be answered by a read
+// (abandoned, forwarded to a renewed ID, failed), the next is handled on
+// its own, and so on.
+func (sa *sessionActor) handleGets(c actor.Context, ops []*Op) {
+	var shared *Result
+	sa.collecting = true
+	for _, op := range ops {
+		sa.handedOn = false
+		if shared != nil {
+			if sa.begin(op) { // an abandoned one is answered Canceled
+				sa.finish(op, *shared)
+			}
+			continue
+		}
+		sa.answered = nil
+		sa.safely(op, func() { sa.handle(op) })
+		if sa.answered == op && sa.answer.Status == OK {
+			res := sa.answer
+			shared = &res
+		}
+	}
+	sa.collecting, sa.answered, sa.answer = false, nil, Result{}
+	// Every operation taken was counted as pending; afterOp settles the
+	// last of them.
+	sa.entry.pending.Add(-int32(len(ops) - 1))
+	sa.afterOp(c)
 }
 
 func (sa *sessionActor) failStorage(op *Op, err error) {
