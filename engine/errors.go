@@ -23,7 +23,8 @@ var (
 
 	// ErrConflict is returned when an update kept conflicting with the
 	// writes of other engine instances sharing a Versioned storage (Redis)
-	// and gave up after 32 attempts, waiting a little longer between each.
+	// and gave up after 128 attempts, waiting a little longer between each
+	// (up to 2 ms from the ninth on; the caller's context bounds it too).
 	// Nothing was applied and the operation may be retried. An error that
 	// wraps it also wraps ErrStorage, so the usual 503 path catches it.
 	ErrConflict = errors.New("engine: too many conflicting writes from other instances")

@@ -357,7 +357,7 @@ func TestMetricsConflicts(t *testing.T) {
 		t.Fatalf("Update under endless conflicts: %v", err)
 	}
 	got := collect(t, reader)
-	wantSeries(t, got, "steward.storage.conflicts", series{seriesKey("steward.storage.conflicts", "kind=SESSION_ID"): 32})
+	wantSeries(t, got, "steward.storage.conflicts", series{seriesKey("steward.storage.conflicts", "kind=SESSION_ID"): 128})
 	wantSeries(t, got, "steward.storage.errors", series{})
 	if n := got[op("SESSION_ID", "update", "conflict")]; n != 1 {
 		t.Errorf("update conflict = %d, want 1:%v", n, got)

@@ -145,7 +145,7 @@ func TestConflictGivesUp(t *testing.T) {
 	store.conflictAlways.Store(true)
 	calls := 0
 	_, err := k.Update(t.Context(), id, func(old []byte) ([]byte, error) { calls++; return incr(old) })
-	if !errors.Is(err, engine.ErrConflict) || calls != 32 {
+	if !errors.Is(err, engine.ErrConflict) || calls != 128 {
 		t.Fatalf("Update under endless conflicts: %v after %d calls", err, calls)
 	}
 	store.conflictAlways.Store(false)

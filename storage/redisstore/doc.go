@@ -32,7 +32,7 @@
 // stores the new value only if the version is still the one the update
 // started from; when another instance wrote in between, the script answers
 // with the current value and version instead, and the engine runs the
-// update function again on that value (up to 32 attempts, then
+// update function again on that value (up to 128 attempts, then
 // engine.ErrConflict). Versions are never reused, so a session deleted
 // and created again never makes a version read before the deletion valid
 // again.

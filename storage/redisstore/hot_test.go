@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,15 +18,22 @@ import (
 // TestHotSessionThreeInstances: three engine instances at default
 // settings share one Redis; 64 clients, each kept to one instance (as
 // behind a load balancer), increment one session 500 times each. Not one
-// request fails and not one increment is lost.
+// request fails and not one increment is lost, with local reads off (the
+// default) and on.
 func TestHotSessionThreeInstances(t *testing.T) {
+	for _, local := range []bool{false, true} {
+		t.Run(fmt.Sprint("LocalReads=", local), func(t *testing.T) { hotSession(t, local) })
+	}
+}
+
+func hotSession(t *testing.T, local bool) {
 	increments := 500
 	if testing.Short() {
 		increments = 50
 	}
 	const clients = 64
 	srv := redistest.Start(t)
-	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{})
+	kinds := instances(t, srv, 3, engine.KindOptions{}, redisstore.Options{LocalReads: local})
 	ctx := t.Context()
 	id, err := kinds[0].Create(ctx, []byte("0"))
 	if err != nil {
