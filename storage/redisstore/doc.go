@@ -39,8 +39,9 @@
 //
 // No stale reads. With a Versioned storage the engine reads the session
 // anew for every Get, Renew and Invalidate instead of trusting its
-// actor's copy, and every read of a Store is as fresh as Redis's answer
-// after the read began: by default it goes to Redis, and with local reads
+// actor's copy (Gets that wait on one session share one read, made after
+// all of them were queued), and every read of a Store is as fresh as
+// Redis's answer after the read began: by default it goes to Redis, and with local reads
 // (below) it proves its copy current with a round trip first. Once a
 // write is acknowledged to one instance, every read that starts
 // afterwards, on any instance, sees it or a later write: each session is
