@@ -63,8 +63,10 @@ type Options struct {
 	//
 	//   - steward.operations {operation}, counter: operations by kind, op
 	//     and outcome. op is get, set, update, get_or_set, clear, renew,
-	//     invalidate or create (RawKind.Load counts as get, Store as set;
-	//     Kind.ID is not counted). outcome is ok, no_session, canceled,
+	//     invalidate, create, bind_owner, owner, sessions,
+	//     invalidate_owner (InvalidateOthers too), invalidate_handle,
+	//     each, set_lifetime or take (Pop too) (RawKind.Load counts as
+	//     get, Store as set; Kind.ID is not counted). outcome is ok, no_session, canceled,
 	//     maybe_applied, storage_error, conflict, panic, reentrant,
 	//     renewed, too_late, closed or error (the update function's own
 	//     error, a codec's, or a misuse such as ErrNoBinding).

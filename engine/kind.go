@@ -524,7 +524,11 @@ func (k *Kind[T]) Clear(ctx context.Context) (err error) {
 // a Versioned storage). A client-side value travels with each request, so
 // concurrent requests holding the same cookie each get it. Flash messages
 // are made of it (see Flash).
-func (k *Kind[T]) Pop(ctx context.Context) (T, bool, error) {
+func (k *Kind[T]) Pop(ctx context.Context) (_ T, _ bool, err error) {
+	if m := k.raw.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opTake, start, true, err) }()
+	}
 	var zero T
 	b, err := k.binding(ctx)
 	if err != nil {
@@ -659,7 +663,11 @@ func (k *Kind[T]) currentOwner(ctx context.Context) (id, owner string, err error
 // cookie has none). The absolute lifetime still counts from the session's
 // creation. It returns ErrNoSession if the request has no session and
 // ErrServerSideOnly for a client-side kind.
-func (k *Kind[T]) SetLifetime(ctx context.Context, idle, lifetime time.Duration) error {
+func (k *Kind[T]) SetLifetime(ctx context.Context, idle, lifetime time.Duration) (err error) {
+	if m := k.raw.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opSetLifetime, start, true, err) }()
+	}
 	b, err := k.binding(ctx)
 	if err != nil {
 		return err

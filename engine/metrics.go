@@ -56,10 +56,19 @@ const (
 	opRenew
 	opInvalidate
 	opCreate
+	opBindOwner
+	opOwner
+	opSessions
+	opInvalidateOwner
+	opInvalidateHandle
+	opEach
+	opSetLifetime
+	opTake
 	numOps
 )
 
-var opNames = [numOps]string{"get", "set", "update", "get_or_set", "clear", "renew", "invalidate", "create"}
+var opNames = [numOps]string{"get", "set", "update", "get_or_set", "clear", "renew", "invalidate", "create",
+	"bind_owner", "owner", "sessions", "invalidate_owner", "invalidate_handle", "each", "set_lifetime", "take"}
 
 // outcome is how an operation ended, as the "outcome" attribute names it.
 type outcome uint8

@@ -498,3 +498,59 @@ func TestMetricsHammer(t *testing.T) {
 	})
 	wantStorage(t, got, kind, st)
 }
+
+// TestMetricsOwnerOperations: the owner-index, pop and lifetime
+// operations are counted under their own op names.
+func TestMetricsOwnerOperations(t *testing.T) {
+	eng, reader := meteredEngine(t, engine.Options{})
+	k := register(t, eng, storage.NewMemory(storage.MemoryOptions{}), engine.KindOptions{})
+	ctx := t.Context()
+	a, err := k.Create(ctx, []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := k.Create(ctx, []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{a, b} {
+		if err := k.BindOwner(ctx, id, "user"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if owner, err := k.Owner(ctx, a); err != nil || owner != "user" {
+		t.Fatalf("Owner = %q, %v", owner, err)
+	}
+	infos, err := k.Sessions(ctx, "user", a)
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("Sessions = %v, %v", infos, err)
+	}
+	if err := k.SetLifetime(ctx, a, time.Hour, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Each(ctx, func(engine.SessionInfo) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Take(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Take(ctx, a); !errors.Is(err, engine.ErrNoSession) {
+		t.Fatalf("Take again: %v, want ErrNoSession", err)
+	}
+	if err := k.InvalidateHandle(ctx, "user", infos[0].Handle); err != nil && !errors.Is(err, engine.ErrNoSession) {
+		t.Fatal(err)
+	}
+	if _, err := k.InvalidateOwner(ctx, "user", ""); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, reader)
+	kind := "SESSION_ID"
+	for _, name := range []string{"bind_owner", "owner", "sessions", "set_lifetime", "each", "take", "invalidate_handle", "invalidate_owner"} {
+		if got[opTime(kind, name)] == 0 {
+			t.Errorf("no duration recorded for op %s:\n%v", name, got.only("steward.operation.duration"))
+		}
+	}
+	if got[op(kind, "bind_owner", "ok")] != 2 || got[op(kind, "take", "ok")] != 1 || got[op(kind, "take", "no_session")] != 1 {
+		t.Errorf("operations:\n%v", got.only("steward.operations"))
+	}
+}

@@ -228,7 +228,11 @@ func (k *RawKind) lookAt(ctx context.Context, owner string, es []ownerEntry, now
 // Cost: two writes of the owner's index and one of the session, plus, with
 // MaxPerOwner, a look at each session of the owner (a storage read each
 // for those whose actor is not live, or always on a Versioned storage).
-func (k *RawKind) BindOwner(ctx context.Context, id, owner string) error {
+func (k *RawKind) BindOwner(ctx context.Context, id, owner string) (err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opBindOwner, start, true, err) }()
+	}
 	if err := k.check(id); err != nil {
 		return err
 	}
@@ -352,7 +356,11 @@ func (k *RawKind) lastSeen(res actors.Result) int64 {
 }
 
 // Owner returns the owner session id is bound to, "" for none.
-func (k *RawKind) Owner(ctx context.Context, id string) (string, error) {
+func (k *RawKind) Owner(ctx context.Context, id string) (_ string, err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opOwner, start, true, err) }()
+	}
 	if err := k.check(id); err != nil {
 		return "", err
 	}
@@ -371,7 +379,11 @@ func (k *RawKind) Owner(ctx context.Context, id string) (string, error) {
 // invalidated, renewed away or evicted is never listed, whatever the index
 // still says. Cost: a read of the index and a look at each of its
 // sessions (see BindOwner).
-func (k *RawKind) Sessions(ctx context.Context, owner, current string) ([]SessionInfo, error) {
+func (k *RawKind) Sessions(ctx context.Context, owner, current string) (_ []SessionInfo, err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opSessions, start, true, err) }()
+	}
 	if k.client {
 		return nil, ErrServerSideOnly
 	}
@@ -423,7 +435,11 @@ func (k *RawKind) Sessions(ctx context.Context, owner, current string) ([]Sessio
 // returns how many live sessions it ended. Once it returns, no operation
 // of those sessions succeeds. A session bound to owner while it runs may
 // stay.
-func (k *RawKind) InvalidateOwner(ctx context.Context, owner, except string) (int, error) {
+func (k *RawKind) InvalidateOwner(ctx context.Context, owner, except string) (_ int, err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opInvalidateOwner, start, true, err) }()
+	}
 	if k.client {
 		return 0, ErrServerSideOnly
 	}
@@ -465,7 +481,11 @@ func (k *RawKind) InvalidateOwner(ctx context.Context, owner, except string) (in
 // InvalidateHandle invalidates the session of owner named by handle (from
 // Sessions). A handle that names no live session of owner returns
 // ErrNoSession and ends nothing.
-func (k *RawKind) InvalidateHandle(ctx context.Context, owner, handle string) error {
+func (k *RawKind) InvalidateHandle(ctx context.Context, owner, handle string) (err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opInvalidateHandle, start, true, err) }()
+	}
 	if k.client {
 		return ErrServerSideOnly
 	}
@@ -542,7 +562,11 @@ func (k *RawKind) renewOwned(ctx context.Context, d record.Digest, op *actors.Op
 // memory, directory and Redis storages do, and Cache for what it wraps);
 // otherwise Each returns ErrCannotList. Cost: a look at every session (a
 // storage read for those whose actor is not live).
-func (k *RawKind) Each(ctx context.Context, fn func(SessionInfo) bool) error {
+func (k *RawKind) Each(ctx context.Context, fn func(SessionInfo) bool) (err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opEach, start, true, err) }()
+	}
 	if k.client {
 		return ErrServerSideOnly
 	}
@@ -551,7 +575,7 @@ func (k *RawKind) Each(ctx context.Context, fn func(SessionInfo) bool) error {
 		return ErrCannotList
 	}
 	var failed error
-	err := l.Keys(ctx, func(key string) bool {
+	err = l.Keys(ctx, func(key string) bool {
 		d, ok := digestOfHandle(key)
 		if !ok {
 			return true

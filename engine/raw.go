@@ -212,7 +212,11 @@ func (k *RawKind) Invalidate(ctx context.Context, id string) (err error) {
 // SetLifetime gives session id its own idle timeout and absolute lifetime
 // in place of its kind's (see Kind.SetLifetime for the values). A
 // transport learns the new expiry from the next request's operations.
-func (k *RawKind) SetLifetime(ctx context.Context, id string, idle, lifetime time.Duration) error {
+func (k *RawKind) SetLifetime(ctx context.Context, id string, idle, lifetime time.Duration) (err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opSetLifetime, start, true, err) }()
+	}
 	if err := k.check(id); err != nil {
 		return err
 	}
@@ -252,7 +256,11 @@ func (k *RawKind) ownPolicy(idle, lifetime time.Duration) *record.Policy {
 // of concurrent Takes of one session, exactly one gets the value, the
 // others ErrNoSession (across engine instances too, on a Versioned
 // storage).
-func (k *RawKind) Take(ctx context.Context, id string) ([]byte, error) {
+func (k *RawKind) Take(ctx context.Context, id string) (_ []byte, err error) {
+	if m := k.met; m != nil {
+		start := m.start()
+		defer func() { m.done(opTake, start, true, err) }()
+	}
 	if err := k.check(id); err != nil {
 		return nil, err
 	}
