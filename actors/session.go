@@ -555,7 +555,7 @@ func (sa *sessionActor) renew(op *Op, now int64) {
 		rec := sa.encode(sa.created, exp, sa.val.Data)
 		// With a Versioned storage, the new ID is written only if nothing
 		// is stored there (version 0).
-		if _, err := sa.storageCall(op.ctx, stWrite, newKey, rec, exp, 0); err != nil {
+		if _, err := sa.storageCall(op.ctx, stWrite, newKey, rec, sa.storedExpiry(exp), 0); err != nil {
 			sa.failStorage(op, err)
 			return
 		}
@@ -967,11 +967,25 @@ func (sa *sessionActor) adopt(data []byte, version uint64) {
 	}
 }
 
+// storedExpiry is the expiry given to a storage that removes expired
+// values on its own and reports them (Kind.reporter): the record's exp
+// plus the touch interval. The actor slides a session's expiry in memory
+// and writes it only once it moved by the touch interval, so the storage
+// never removes a value (and reports it expired) that the actor still
+// holds alive: of a storage's removal and the actor's, both see the
+// session expired, and the DeleteFound rule picks one.
+func (sa *sessionActor) storedExpiry(exp int64) int64 {
+	if sa.kind.reporter == nil || exp <= 1 {
+		return exp
+	}
+	return exp + int64(sa.touchEvery())
+}
+
 // writeOwn writes rec under the actor's own ID. With a Versioned storage
 // the write is conditional on the version the actor holds; on a conflict
 // the current record is adopted and the error wraps storage.ErrConflict.
 func (sa *sessionActor) writeOwn(ctx context.Context, rec []byte, exp int64) error {
-	res, err := sa.storageCall(ctx, stWrite, sa.id, rec, exp, sa.version)
+	res, err := sa.storageCall(ctx, stWrite, sa.id, rec, sa.storedExpiry(exp), sa.version)
 	if errors.Is(err, storage.ErrConflict) {
 		sa.adopt(res.data, res.version)
 		return err

@@ -219,8 +219,7 @@ func (s *System) StorageExpired(k *Kind, id string, rec []byte) {
 	sh.mu.Lock()
 	e := sh.entries[key{k.index, d}]
 	if e != nil {
-		e.pending.Add(1)
-		e.lastUsed = s.sinceStart()
+		e.pending.Add(1) // lastUsed stays: a report is no use of the session
 	}
 	sh.mu.Unlock()
 	if e == nil {

@@ -310,12 +310,13 @@ type KindOptions struct {
 	// when its sweeper removes it (within a sweep pass of its expiry), the
 	// memory storage when a read or a write in its shard finds it expired;
 	// the event then comes from the sweeper's report, with the owner and
-	// reason from the stored record. Of the actor's removal and the
-	// storage's, exactly one finds the session, and only that one reports
-	// it: still exactly once. A session the storage removes while its actor
-	// slid the expiry further (the actor writes a sliding expiry through
-	// once it moved by the touch interval) is written back by the actor and
-	// not reported. Redis removes expired keys by TTL and says nothing, so
+	// reason from the stored record. Such a storage is given each expiry
+	// plus the touch interval (a tenth of the idle timeout, at most a
+	// minute; the actor writes a sliding expiry through once it moved that
+	// much), so it never removes a session that an actor still holds alive,
+	// and an expired session stays in it up to that long. Of the actor's
+	// removal and the storage's, exactly one finds the session, and only
+	// that one reports it: still exactly once. Redis removes expired keys by TTL and says nothing, so
 	// on redisstore a session is reported expired only by an actor that
 	// holds it when it expires (a later request with its ID finds no
 	// session and reports nothing). Two kinds sharing one storage each see

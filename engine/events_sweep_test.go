@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -148,15 +149,15 @@ func TestExpiredEventsWithoutActors(t *testing.T) {
 	}
 }
 
-// TestSweptWhileAliveInTheActor: a directory sweeper that removes a session
-// whose actor slid its expiry further than the storage knew (it writes it
-// through once it moved by the touch interval) does not end the session:
-// the actor stores it again, and no expired event is emitted.
+// TestSweptWhileAliveInTheActor: a session whose actor slid its expiry
+// further than it wrote (it writes it through once it moved by the touch
+// interval) is never removed by the sweeper while the actor holds it
+// alive: the storage is given the touch interval as a margin. Once it is
+// expired for the actor too, it is removed and reported once.
 func TestSweptWhileAliveInTheActor(t *testing.T) {
 	clock := newFakeClock()
 	rec := newRecorder()
-	dir := t.TempDir()
-	d, err := storage.NewDirectory(dir, storage.DirectoryOptions{Now: clock.Now, SweepInterval: -1})
+	d, err := storage.NewDirectory(t.TempDir(), storage.DirectoryOptions{Now: clock.Now, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,26 +175,25 @@ func TestSweptWhileAliveInTheActor(t *testing.T) {
 	if _, err := k.Load(ctx, id); err != nil { // slides to 10.5s, not written
 		t.Fatal(err)
 	}
-	clock.Advance(9700 * time.Millisecond) // 10.2s: the stored expiry (10s) passed
-	if removed, err := d.Sweep(ctx); err != nil || removed == 0 {
-		t.Fatalf("Sweep = %d, %v; want the session's file removed", removed, err)
+	clock.Advance(9700 * time.Millisecond) // 10.2s: the recorded expiry (10s) passed
+	if removed, err := d.Sweep(ctx); err != nil || removed != 0 {
+		t.Fatalf("Sweep = %d, %v; want nothing removed", removed, err)
 	}
-	if got := count(t, k, id); got != 7 {
+	if got := count(t, k, id); got != 7 { // slides to 20.2s
 		t.Fatalf("after the sweep: %d, want 7", got)
+	}
+	clock.Advance(30 * time.Second)
+	if removed, err := d.Sweep(ctx); err != nil || removed == 0 {
+		t.Fatalf("Sweep = %d, %v; want the expired session removed", removed, err)
+	}
+	if _, err := k.Load(ctx, id); !errors.Is(err, engine.ErrNoSession) {
+		t.Fatalf("Load after expiry: %v, want ErrNoSession", err)
 	}
 	if err := eng.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := rec.count(engine.SessionExpired, engine.StorageKey(id)); n != 0 {
-		t.Fatalf("%d expired events for a live session", n)
-	}
-	again, err := storage.NewDirectory(dir, storage.DirectoryOptions{Now: clock.Now, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	if _, err := again.Load(ctx, engine.StorageKey(id)); err != nil {
-		t.Fatalf("the session is not stored again: %v", err)
+	if n := rec.count(engine.SessionExpired, engine.StorageKey(id)); n != 1 {
+		t.Fatalf("%d expired events, want 1", n)
 	}
 }
 
@@ -262,5 +262,69 @@ func raceSweeps(t *testing.T, passivate time.Duration) {
 		if n := rec.count(engine.SessionExpired, engine.StorageKey(id)); n != 1 {
 			t.Fatalf("a session reported expired %d times, want once", n)
 		}
+	}
+}
+
+// TestInvalidateRacesSweep: sessions whose actors slid their expiry past
+// the stored one, swept while the user invalidates them, 5 rounds of 300:
+// each session ends with exactly one terminal event (before the storage
+// was given the touch interval as a margin, 3 of 1,500 got both
+// invalidated and expired).
+func TestInvalidateRacesSweep(t *testing.T) {
+	clock := newFakeClock()
+	rec := newRecorder()
+	d, err := storage.NewDirectory(t.TempDir(), storage.DirectoryOptions{Now: clock.Now, SweepInterval: -1, CheckInterval: -1, SweepBatch: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{Now: clock.Now, PassivateAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := register(t, eng, d, engine.KindOptions{OnEvent: rec.on, IdleTimeout: 10 * time.Second})
+	ctx := context.Background()
+	var all []string
+	for range 5 {
+		ids := make([]string, 300)
+		for i := range ids {
+			if ids[i], err = k.Create(ctx, []byte("7")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.Advance(500 * time.Millisecond)
+		for _, id := range ids {
+			if _, err := k.Load(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.Advance(9700 * time.Millisecond)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := d.Sweep(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+		for g := range 4 {
+			wg.Go(func() {
+				for i := g; i < len(ids); i += 4 {
+					_ = k.Invalidate(ctx, ids[i])
+				}
+			})
+		}
+		wg.Wait()
+		all = append(all, ids...)
+	}
+	if err := eng.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bad := 0
+	for _, id := range all {
+		key := engine.StorageKey(id)
+		if rec.count(engine.SessionInvalidated, key)+rec.count(engine.SessionExpired, key) != 1 {
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d of %d sessions got two terminal events (invalidated and expired)", bad, len(all))
 	}
 }

@@ -156,8 +156,9 @@ type DirectoryOptions struct {
 // Directory checks that the directory and the lock file at their paths are
 // still the ones it locked (their device and inode numbers; os.SameFile
 // where there are none): before every write and removal (one stat of the
-// lock file's path, which finds any of these changes), before every sweep
-// pass, and every DirectoryOptions.CheckInterval (1 second) in the
+// lock file's path: a directory removed, renamed or replaced has no lock
+// file there, or another one; a stat that fails otherwise, such as for
+// permissions, is left to the full check), before every sweep pass, and every DirectoryOptions.CheckInterval (1 second) in the
 // background. Once it finds a change, every operation, reads included,
 // returns an error wrapping ErrDirectoryGone that says what changed, the
 // change is logged once (at level Error), and the Directory never makes
@@ -167,8 +168,9 @@ type DirectoryOptions struct {
 // Nor does it ever write in a directory made at the path since, even with
 // an operation already past its check when the change happens: the
 // Directory keeps its directory open and names every file relative to it
-// (openat, mkdirat and unlinkat on Unix, os.Root elsewhere), so its files
-// go to the directory it locked, wherever that was renamed, and a removed
+// (openat, mkdirat and unlinkat on Unix, os.Root elsewhere, which on a
+// few systems such as plan9 and js falls back to paths), so its files go
+// to the directory it locked, wherever that was renamed, and a removed
 // directory takes no new file. Such an operation may complete in the
 // renamed directory, or fail; the next one fails with ErrDirectoryGone.
 //
@@ -399,6 +401,10 @@ func (d *Directory) Close() error {
 			}
 			s.mu.Unlock()
 		}
+		// A Sweep called by the user may still be between two sessions,
+		// about to list or prune through the descriptor.
+		d.sweepMu.Lock()
+		d.sweepMu.Unlock()
 		if err := d.lock.Close(); err != nil {
 			d.closeErr = fmt.Errorf("storage: releasing the lock: %w", err)
 		}

@@ -12,11 +12,6 @@ import (
 // that a single Directory uses a directory at a time.
 func lockFile(f *os.File) error { return nil }
 
-// openFile opens a file.
-func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
-	return os.OpenFile(path, flag, perm)
-}
-
 // fileID identifies a file as os.SameFile does.
 type fileID struct{ fi fs.FileInfo }
 

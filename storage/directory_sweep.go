@@ -109,6 +109,9 @@ func (d *Directory) sweep(ctx context.Context, prune, wrap bool) (sweepResult, e
 	}
 	d.sweepMu.Lock()
 	defer d.sweepMu.Unlock()
+	if d.closed.Load() {
+		return sweepResult{}, d.errClosed
+	}
 	if err := d.checkFence(true); err != nil {
 		return sweepResult{}, err
 	}

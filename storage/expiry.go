@@ -29,7 +29,10 @@ type ExpiryReporter interface {
 	// DeleteFound is Delete that also reports whether it removed a value,
 	// live or expired: of a DeleteFound and a removal the storage makes on
 	// its own, exactly one removes the value, so exactly one of them
-	// reports it.
+	// reports it. The engine calls it instead of Delete when it removes an
+	// expired session: a wrapper that passes the capability through (see
+	// ExpiryReporterOf) must do in DeleteFound what its Delete does, as
+	// Cache does.
 	DeleteFound(ctx context.Context, id string) (found bool, err error)
 }
 
