@@ -816,22 +816,18 @@ func (d *Directory) explain(err *error) {
 // itself), making the creations and removals of names in it durable.
 func (d *Directory) syncDir(rel string) error {
 	f, err := d.dir.open(rel, os.O_RDONLY, 0)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("storage: syncing directory %s: %w", filepath.Join(d.root, rel), err)
-	}
-	return nil
+	return syncOpened(f, err, filepath.Join(d.root, rel))
 }
 
 // syncPath fsyncs the directory at path.
 func syncPath(path string) error {
 	f, err := os.Open(path)
+	return syncOpened(f, err, path)
+}
+
+// syncOpened fsyncs and closes f, the directory at path as opened with
+// error err.
+func syncOpened(f *os.File, err error, path string) error {
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}

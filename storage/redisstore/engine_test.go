@@ -167,13 +167,7 @@ var counterModel = porcupine.Model{
 // with every read asking Redis (the default).
 func TestInstancesLinearizable(t *testing.T) {
 	srv := redistest.Start(t)
-	for _, tc := range []struct {
-		name string
-		opts redisstore.Options
-	}{
-		{"LocalReads", redisstore.Options{LocalReads: true}},
-		{"RemoteReads", redisstore.Options{}},
-	} {
+	for _, tc := range readModes {
 		t.Run(tc.name, func(t *testing.T) {
 			kinds, stores := instanceStores(t, srv, 3, engine.KindOptions{}, tc.opts)
 			checkLinearizable(t, kinds)

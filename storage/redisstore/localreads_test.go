@@ -19,6 +19,17 @@ import (
 
 // commandCalls returns how many times srv has run each of the commands
 // named (lower case), from INFO commandstats.
+
+// readModes are the two ways a Store reads: from its own memory (local
+// reads) and from Redis (the default).
+var readModes = []struct {
+	name string
+	opts redisstore.Options
+}{
+	{"LocalReads", redisstore.Options{LocalReads: true}},
+	{"RemoteReads", redisstore.Options{}},
+}
+
 func commandCalls(t *testing.T, srv *redistest.Server, names ...string) map[string]int {
 	t.Helper()
 	info, err := srv.Do(context.Background(), "INFO", "commandstats").ToString()
@@ -41,13 +52,7 @@ func commandCalls(t *testing.T, srv *redistest.Server, names ...string) map[stri
 func TestLocalReadsServedLocally(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := t.Context()
-	for _, tc := range []struct {
-		name string
-		opts redisstore.Options
-	}{
-		{"LocalReads", redisstore.Options{LocalReads: true}},
-		{"RemoteReads", redisstore.Options{}},
-	} {
+	for _, tc := range readModes {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Prefix = prefixFor(t)
 			s := newStore(t, srv, tc.opts)
